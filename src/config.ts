@@ -1,0 +1,113 @@
+// Server configuration: every setting, its environment variable, default and meaning. The README's
+// configuration table is this list. CLI flags of `picket serve` override the environment.
+import path from 'node:path';
+
+export interface ServerConfig {
+  /** Directory for the embedded store and local state. */
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** URL sensors and CLI should use; derived from host/port when unset. */
+  publicUrl: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** Seconds between SYNC heartbeats a sensor is asked to send. */
+  syncIntervalS: number;
+  /** Seconds between server pings on a sensor session. */
+  pingIntervalS: number;
+  /** A sensor session silent this long (seconds) is closed and DISCONNECTED emitted. */
+  livenessTimeoutS: number;
+  /** Seconds a new connection has to send its hello. */
+  helloTimeoutS: number;
+  /** Largest sensor frame accepted, bytes. */
+  maxFrameBytes: number;
+  /** Most events in one batch. */
+  maxBatchEvents: number;
+  /** Batches a session may have in flight (received, not yet stored) before the server stops reading it. */
+  maxInflightBatches: number;
+  /** Most events written in one store transaction (group commit). */
+  commitMaxEvents: number;
+  /** Milliseconds between alive-time flushes to the store. */
+  aliveFlushMs: number;
+  /** SQLite synchronous mode: "full" (fsync each commit) or "normal" (crash-safe, not power-loss safe). */
+  sqliteSync: 'full' | 'normal';
+  /** Write data/credentials.json (admin API key and first installation key, mode 0600) on first start. */
+  writeCredentialsFile: boolean;
+  logLevel: string;
+}
+
+export interface ConfigSetting {
+  key: keyof ServerConfig;
+  env: string;
+  flag: string;
+  default: string;
+  description: string;
+}
+
+export const CONFIG_SETTINGS: ConfigSetting[] = [
+  { key: 'dataDir', env: 'PICKET_DATA_DIR', flag: '--data <dir>', default: './data', description: 'Directory holding the embedded store (picket.db) and credentials.json.' },
+  { key: 'host', env: 'PICKET_HOST', flag: '--host <host>', default: '127.0.0.1', description: 'Address the API and sensor gateway listen on (0.0.0.0 for all interfaces).' },
+  { key: 'port', env: 'PICKET_PORT', flag: '--port <port>', default: '4830', description: 'TCP port of the API and the sensor gateway (0 = any free port).' },
+  { key: 'publicUrl', env: 'PICKET_PUBLIC_URL', flag: '--public-url <url>', default: '(from host/port)', description: 'URL printed for sensors and the CLI, when behind a proxy or NAT.' },
+  { key: 'tlsCert', env: 'PICKET_TLS_CERT', flag: '--tls-cert <file>', default: '(none)', description: 'PEM certificate; with --tls-key serves https and wss.' },
+  { key: 'tlsKey', env: 'PICKET_TLS_KEY', flag: '--tls-key <file>', default: '(none)', description: 'PEM private key for --tls-cert.' },
+  { key: 'syncIntervalS', env: 'PICKET_SYNC_INTERVAL', flag: '--sync-interval <seconds>', default: '600', description: 'Seconds between SYNC heartbeats sensors are asked to send.' },
+  { key: 'pingIntervalS', env: 'PICKET_PING_INTERVAL', flag: '--ping-interval <seconds>', default: '20', description: 'Seconds between WebSocket pings on each sensor session.' },
+  { key: 'livenessTimeoutS', env: 'PICKET_LIVENESS_TIMEOUT', flag: '--liveness-timeout <seconds>', default: '60', description: 'A session silent this long is closed and DISCONNECTED (reason "timeout") emitted.' },
+  { key: 'helloTimeoutS', env: 'PICKET_HELLO_TIMEOUT', flag: '--hello-timeout <seconds>', default: '10', description: 'Seconds a new sensor connection has to send hello.' },
+  { key: 'maxFrameBytes', env: 'PICKET_MAX_FRAME_BYTES', flag: '--max-frame-bytes <bytes>', default: '1048576', description: 'Largest sensor frame accepted; larger frames close the session (1009).' },
+  { key: 'maxBatchEvents', env: 'PICKET_MAX_BATCH_EVENTS', flag: '--max-batch-events <n>', default: '5000', description: 'Most events in one batch.' },
+  { key: 'maxInflightBatches', env: 'PICKET_MAX_INFLIGHT_BATCHES', flag: '--max-inflight-batches <n>', default: '32', description: 'Unacknowledged batches per session before the server stops reading from it.' },
+  { key: 'commitMaxEvents', env: 'PICKET_COMMIT_MAX_EVENTS', flag: '--commit-max-events <n>', default: '20000', description: 'Most events per store transaction (group commit).' },
+  { key: 'aliveFlushMs', env: 'PICKET_ALIVE_FLUSH_MS', flag: '--alive-flush-ms <ms>', default: '5000', description: 'How often last-seen times are written to the store, in one batch.' },
+  { key: 'sqliteSync', env: 'PICKET_SQLITE_SYNC', flag: '--sqlite-sync <mode>', default: 'full', description: '"full": fsync every commit (an ACK survives power loss); "normal": survives a process crash only.' },
+  { key: 'writeCredentialsFile', env: 'PICKET_CREDENTIALS_FILE', flag: '--no-credentials-file', default: 'true', description: 'On first start, write the admin API key and installation key to <data>/credentials.json (mode 0600).' },
+  { key: 'logLevel', env: 'PICKET_LOG_LEVEL', flag: '--log-level <level>', default: 'info', description: 'pino log level (trace, debug, info, warn, error).' },
+];
+
+function num(name: string, raw: string | undefined, fallback: number, min = 0): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min}, got "${raw}"`);
+  return n;
+}
+
+/** Builds the configuration from environment variables, then explicit overrides (CLI flags). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof ServerConfig, string | boolean | undefined>> = {}): ServerConfig {
+  const pick = (key: keyof ServerConfig, envName: string): string | undefined => {
+    const o = overrides[key];
+    if (o !== undefined) return String(o);
+    return env[envName];
+  };
+  const sync = pick('sqliteSync', 'PICKET_SQLITE_SYNC') ?? 'full';
+  if (sync !== 'full' && sync !== 'normal') throw new Error(`PICKET_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
+  const creds = pick('writeCredentialsFile', 'PICKET_CREDENTIALS_FILE');
+  const tlsCert = pick('tlsCert', 'PICKET_TLS_CERT') || undefined;
+  const tlsKey = pick('tlsKey', 'PICKET_TLS_KEY') || undefined;
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('TLS needs both a certificate (PICKET_TLS_CERT) and a key (PICKET_TLS_KEY)');
+  const config: ServerConfig = {
+    dataDir: path.resolve(pick('dataDir', 'PICKET_DATA_DIR') ?? './data'),
+    host: pick('host', 'PICKET_HOST') ?? '127.0.0.1',
+    port: num('PICKET_PORT', pick('port', 'PICKET_PORT'), 4830),
+    publicUrl: pick('publicUrl', 'PICKET_PUBLIC_URL') || undefined,
+    tlsCert,
+    tlsKey,
+    syncIntervalS: num('PICKET_SYNC_INTERVAL', pick('syncIntervalS', 'PICKET_SYNC_INTERVAL'), 600, 1),
+    pingIntervalS: num('PICKET_PING_INTERVAL', pick('pingIntervalS', 'PICKET_PING_INTERVAL'), 20, 0.05),
+    livenessTimeoutS: num('PICKET_LIVENESS_TIMEOUT', pick('livenessTimeoutS', 'PICKET_LIVENESS_TIMEOUT'), 60, 0.1),
+    helloTimeoutS: num('PICKET_HELLO_TIMEOUT', pick('helloTimeoutS', 'PICKET_HELLO_TIMEOUT'), 10, 0.1),
+    maxFrameBytes: num('PICKET_MAX_FRAME_BYTES', pick('maxFrameBytes', 'PICKET_MAX_FRAME_BYTES'), 1_048_576, 1024),
+    maxBatchEvents: num('PICKET_MAX_BATCH_EVENTS', pick('maxBatchEvents', 'PICKET_MAX_BATCH_EVENTS'), 5000, 1),
+    maxInflightBatches: num('PICKET_MAX_INFLIGHT_BATCHES', pick('maxInflightBatches', 'PICKET_MAX_INFLIGHT_BATCHES'), 32, 1),
+    commitMaxEvents: num('PICKET_COMMIT_MAX_EVENTS', pick('commitMaxEvents', 'PICKET_COMMIT_MAX_EVENTS'), 20000, 1),
+    aliveFlushMs: num('PICKET_ALIVE_FLUSH_MS', pick('aliveFlushMs', 'PICKET_ALIVE_FLUSH_MS'), 5000, 10),
+    sqliteSync: sync,
+    writeCredentialsFile: creds === undefined ? true : !['false', '0', 'no'].includes(String(creds).toLowerCase()),
+    logLevel: pick('logLevel', 'PICKET_LOG_LEVEL') ?? 'info',
+  };
+  if (config.livenessTimeoutS <= config.pingIntervalS) {
+    throw new Error('PICKET_LIVENESS_TIMEOUT must be longer than PICKET_PING_INTERVAL');
+  }
+  return config;
+}

@@ -1,0 +1,71 @@
+// The records Picket keeps about its tenants and fleet. Times are Unix milliseconds unless named otherwise.
+
+export interface Org {
+  oid: string;
+  name: string;
+  /** Most sensors online at once; null = unlimited. */
+  quota: number | null;
+  created: number;
+}
+
+/** root: admin of its org and may create organizations; admin: everything in its org; read: GET only in its org. */
+export type ApiKeyRole = 'root' | 'admin' | 'read';
+
+export interface ApiKeyRecord {
+  key_id: string;
+  oid: string;
+  name: string;
+  role: ApiKeyRole;
+  /** Hash of the secret part (see services/secrets.ts); the secret itself is never stored. */
+  secret_hash: string;
+  created: number;
+}
+
+export interface InstallationKeyRecord {
+  iid: string;
+  oid: string;
+  desc: string;
+  tags: string[];
+  secret_hash: string;
+  created: number;
+}
+
+export interface SensorHost {
+  hostname: string;
+  plat: number;
+  arch: number;
+  int_ip: string;
+  ext_ip: string;
+  mac: string;
+  /** Stable host fingerprint reported by the sensor (machine id, MAC...), hashed by the sensor. */
+  fingerprint: string;
+  sensor_version: string;
+  /** Sensor has a kernel acquisition component. */
+  kernel: boolean;
+}
+
+export interface SensorRecord extends SensorHost {
+  sid: string;
+  oid: string;
+  iid: string;
+  did: string | null;
+  secret_hash: string;
+  tags: string[];
+  enroll: number;
+  /** Last time the sensor was seen alive (persisted in batches); null before its first session. */
+  alive: number | null;
+  /** Sensor reports being network-isolated right now. */
+  isolated: boolean;
+  /** Persistent isolation flag set by an operator, re-applied on reconnect. */
+  should_isolate: boolean;
+  /** When the sensor was deleted; null when not deleted. */
+  deleted: number | null;
+}
+
+/** A tag on a sensor, with who added it and when (ms); expires null = never. */
+export interface SensorTag {
+  tag: string;
+  by: string;
+  added: number;
+  expires: number | null;
+}

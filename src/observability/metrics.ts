@@ -1,0 +1,29 @@
+// Prometheus metrics of one Picket node, exposed at /metrics. One registry per server instance so that
+// several servers in one process (tests) do not share counters.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly sessionsActive = new Gauge({ name: 'picket_sensor_sessions', help: 'Sensor sessions currently established', registers: [this.registry] });
+  readonly sessionsOpened = new Counter({ name: 'picket_sensor_sessions_opened_total', help: 'Sensor sessions established', registers: [this.registry] });
+  readonly sessionsClosed = new Counter({ name: 'picket_sensor_sessions_closed_total', help: 'Sensor sessions ended, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly enrollments = new Counter({ name: 'picket_enrollments_total', help: 'Sensors enrolled', registers: [this.registry] });
+  readonly eventsReceived = new Counter({ name: 'picket_events_received_total', help: 'Events received from sensors', registers: [this.registry] });
+  readonly eventsStored = new Counter({ name: 'picket_events_stored_total', help: 'Events durably stored (sensor and cloud produced)', labelNames: ['stream'] as const, registers: [this.registry] });
+  readonly batchesDuplicate = new Counter({ name: 'picket_batches_duplicate_total', help: 'Resent batches recognised by sequence number and not stored again', registers: [this.registry] });
+  readonly acksSent = new Counter({ name: 'picket_acks_sent_total', help: 'ACK_MESSAGES sent to sensors', registers: [this.registry] });
+  readonly protocolErrors = new Counter({ name: 'picket_protocol_errors_total', help: 'Sensor sessions closed for a protocol error, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly storeCommitSeconds = new Histogram({
+    name: 'picket_store_commit_seconds',
+    help: 'Duration of one group commit to the store',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly storeErrors = new Counter({ name: 'picket_store_errors_total', help: 'Failed store writes (the affected sessions are closed, nothing is acknowledged)', registers: [this.registry] });
+  readonly apiRequests = new Counter({ name: 'picket_api_requests_total', help: 'API requests, by method and status code', labelNames: ['method', 'status'] as const, registers: [this.registry] });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'picket_process_' });
+  }
+}

@@ -1,0 +1,21 @@
+// What the rest of the cloud may ask of the live fleet: who is online right now (from live sessions,
+// never from timestamps), and a few actions on live sessions.
+
+export interface LiveSessionInfo {
+  sid: string;
+  oid: string;
+  /** Unix ms when the current session was established. */
+  connected_at: number;
+  ext_ip: string;
+}
+
+export interface FleetPresence {
+  isOnline(sid: string): boolean;
+  session(sid: string): LiveSessionInfo | undefined;
+  onlineSids(oid: string): string[];
+  onlineCount(oid: string): number;
+  /** Closes the sensor's live session, if any; returns whether there was one. */
+  disconnect(sid: string, code: number, reason: string): boolean;
+  /** The sensor's tags changed: events routed from now on carry this snapshot. */
+  tagsChanged(sid: string, tags: string[]): void;
+}

@@ -1,0 +1,129 @@
+// The storage contract. The embedded SQLite store and the PostgreSQL store both implement it and both
+// pass test/contract/store-contract.ts unchanged. Callers never know which backend they hold.
+import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, SensorRecord, SensorTag } from '../domain/records.js';
+
+/** One event as stored: the indexed columns plus the full `{routing, event}` envelope as JSON text. */
+export interface StoredEvent {
+  oid: string;
+  sid: string | null;
+  event_type: string;
+  /** routing.event_time, Unix ms. */
+  event_time: number;
+  event_id: string;
+  /** The whole envelope, serialised once by the pipeline and returned verbatim by reads. */
+  json: string;
+}
+
+/** Highest batch sequence durably stored for one sensor event stream (protocol.md "Sequence numbers"). */
+export interface SequenceMark {
+  sid: string;
+  stream_id: string;
+  seq: number;
+}
+
+export interface TimelineQuery {
+  oid: string;
+  sid: string;
+  /** Inclusive lower bound, Unix ms. */
+  start: number;
+  /** Inclusive upper bound, Unix ms. */
+  end: number;
+  eventType?: string;
+  limit: number;
+  /** Opaque cursor from a previous page's nextCursor. */
+  cursor?: string;
+  /** true (default): oldest first; false: newest first. */
+  forward?: boolean;
+}
+
+export interface TimelinePage {
+  /** Envelopes as stored (JSON text), in the requested order. */
+  events: string[];
+  /** Cursor for the next page, or null when this page is the last. */
+  nextCursor: string | null;
+}
+
+export interface SensorListQuery {
+  limit: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+  hostnamePrefix?: string;
+  /** Include sensors marked deleted (default false). */
+  includeDeleted?: boolean;
+}
+
+export interface SensorPage {
+  sensors: SensorRecord[];
+  nextCursor: string | null;
+}
+
+export interface NewSensor extends SensorHost {
+  sid: string;
+  oid: string;
+  iid: string;
+  secret_hash: string;
+  tags: string[];
+  enroll: number;
+}
+
+export interface Store {
+  /** Human-readable backend name for logs and /readyz, e.g. "sqlite:/path/picket.db". */
+  readonly description: string;
+
+  /** Applies pending migrations; safe to call on every start. */
+  migrate(): Promise<void>;
+  /** Cheap liveness probe of the backend (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // Organizations
+  createOrg(org: Org): Promise<void>;
+  getOrg(oid: string): Promise<Org | null>;
+  listOrgs(): Promise<Org[]>;
+  setOrgQuota(oid: string, quota: number | null): Promise<void>;
+
+  // API keys (secret hashed by the caller)
+  createApiKey(key: ApiKeyRecord): Promise<void>;
+  getApiKey(keyId: string): Promise<ApiKeyRecord | null>;
+  listApiKeys(oid: string): Promise<ApiKeyRecord[]>;
+  /** Returns false when no such key exists in that org. */
+  deleteApiKey(oid: string, keyId: string): Promise<boolean>;
+
+  // Installation keys
+  createInstallationKey(key: InstallationKeyRecord): Promise<void>;
+  getInstallationKey(iid: string): Promise<InstallationKeyRecord | null>;
+  listInstallationKeys(oid: string): Promise<InstallationKeyRecord[]>;
+  /** Returns false when no such key exists in that org. Sensors enrolled with it are untouched. */
+  deleteInstallationKey(oid: string, iid: string): Promise<boolean>;
+
+  // Sensors
+  /** Inserts a new sensor with its initial tags (added by "installation-key"). */
+  createSensor(sensor: NewSensor): Promise<void>;
+  getSensor(sid: string): Promise<SensorRecord | null>;
+  listSensors(oid: string, query: SensorListQuery): Promise<SensorPage>;
+  /** Records what the sensor reported in its hello on connect, and the connect time as alive. */
+  updateSensorHost(sid: string, host: SensorHost & { isolated: boolean }, alive: number): Promise<void>;
+  /** Persists last-seen times in one write (liveness is kept in memory and flushed in batches). */
+  touchAlive(updates: ReadonlyArray<{ sid: string; alive: number }>): Promise<void>;
+  /** Marks the sensor deleted at `at` (ms); null undeletes. Returns false when the sensor does not exist. */
+  setSensorDeleted(sid: string, at: number | null): Promise<boolean>;
+  setShouldIsolate(sid: string, value: boolean): Promise<void>;
+
+  // Tags
+  /** Current (unexpired at `now`) tags of a sensor, sorted by name. */
+  getSensorTags(sid: string, now: number): Promise<SensorTag[]>;
+  /** Adds or refreshes tags. */
+  addSensorTags(sid: string, tags: ReadonlyArray<SensorTag>): Promise<void>;
+  removeSensorTags(sid: string, tags: ReadonlyArray<string>): Promise<void>;
+
+  // Events
+  /**
+   * Durably appends events and advances sequence marks in one transaction: when the promise resolves,
+   * both survive a crash (this is what an ACK promises). Marks only move forward for the same stream_id;
+   * a mark with a new stream_id replaces the old one.
+   */
+  appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>): Promise<void>;
+  getSequenceMark(sid: string): Promise<SequenceMark | null>;
+  /** One sensor's events over a time range, optionally of one event type: one indexed read per page. */
+  queryTimeline(query: TimelineQuery): Promise<TimelinePage>;
+}
