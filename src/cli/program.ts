@@ -1,0 +1,28 @@
+// Builds the `picket` command tree; each command lives in its own module under commands/.
+import { Command } from 'commander';
+import { registerServeCommand } from './commands/serve.js';
+import { registerSensorCommand } from './commands/sensor.js';
+import { registerSensorsCommand } from './commands/sensors.js';
+import { registerKeysCommand } from './commands/keys.js';
+import { registerOrgCommand } from './commands/org.js';
+import { registerEventsCommand } from './commands/events.js';
+import { registerSimulateCommand } from './commands/simulate.js';
+import { PICKET_VERSION } from '../version.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('picket')
+    .description('Picket: a self-hosted sensor cloud. Run the cloud (serve), a sensor (sensor), or manage a running cloud.')
+    .version(PICKET_VERSION)
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+  registerServeCommand(program);
+  registerSensorCommand(program);
+  registerSensorsCommand(program);
+  registerKeysCommand(program);
+  registerOrgCommand(program);
+  registerEventsCommand(program);
+  registerSimulateCommand(program);
+  return program;
+}

@@ -1,0 +1,114 @@
+// Group commit: every producer (sensor sessions, the platform's own event sources) submits events here;
+// submissions that arrive while a commit is running are written together in the next transaction. A
+// submission's promise resolves only after its events (and sequence mark) are durable, which is when a
+// sensor may be acknowledged. Submissions are committed in arrival order, so per-sensor order holds.
+import type { BusEvent, EventBus, StreamName } from '../bus/event-bus.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { SequenceMark, Store, StoredEvent } from '../store/store.js';
+
+export interface PipelineEvent extends StoredEvent {
+  stream: StreamName | null;
+}
+
+interface Submission {
+  events: ReadonlyArray<PipelineEvent>;
+  mark: SequenceMark | undefined;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class EventWriter {
+  private queue: Submission[] = [];
+  private queuedEvents = 0;
+  private committing: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly bus: EventBus,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+    private readonly maxEventsPerCommit: number,
+  ) {}
+
+  /** Events waiting for a commit (a measure of ingestion lag). */
+  get pendingEvents(): number {
+    return this.queuedEvents;
+  }
+
+  /** Resolves once the events and the mark are durably stored. */
+  submit(events: ReadonlyArray<PipelineEvent>, mark?: SequenceMark): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('event writer is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events, mark, resolve, reject });
+      this.queuedEvents += events.length;
+      if (!this.committing) this.committing = this.run();
+    });
+  }
+
+  /** Waits until everything submitted so far is committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.committing) await this.committing;
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    this.closed = true;
+  }
+
+  private async run(): Promise<void> {
+    // Let every submission of this turn of the event loop join the first commit.
+    await new Promise<void>((r) => setImmediate(r));
+    while (this.queue.length > 0) {
+      const group = this.takeGroup();
+      await this.commit(group);
+    }
+    this.committing = null;
+  }
+
+  private takeGroup(): Submission[] {
+    let count = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      const size = this.queue[n]!.events.length;
+      if (n > 0 && count + size > this.maxEventsPerCommit) break;
+      count += size;
+      n++;
+    }
+    const group = this.queue.slice(0, n);
+    this.queue = this.queue.slice(n);
+    this.queuedEvents -= count;
+    return group;
+  }
+
+  private async commit(group: Submission[]): Promise<void> {
+    const events: PipelineEvent[] = [];
+    const marks = new Map<string, SequenceMark>();
+    for (const s of group) {
+      for (const e of s.events) events.push(e);
+      if (s.mark) marks.set(s.mark.sid, s.mark);
+    }
+    const stop = this.metrics.storeCommitSeconds.startTimer();
+    try {
+      await this.store.appendEvents(events, [...marks.values()]);
+    } catch (err) {
+      stop();
+      this.metrics.storeErrors.inc();
+      this.logger.error({ err, events: events.length }, 'store commit failed; nothing in it is acknowledged');
+      for (const s of group) s.reject(err as Error);
+      return;
+    }
+    stop();
+    for (const s of group) s.resolve();
+    const published: BusEvent[] = [];
+    const perStream = new Map<StreamName, number>();
+    for (const e of events) {
+      if (e.stream === null) continue;
+      perStream.set(e.stream, (perStream.get(e.stream) ?? 0) + 1);
+      published.push({ stream: e.stream, oid: e.oid, sid: e.sid, event_type: e.event_type, json: e.json });
+    }
+    for (const [stream, n] of perStream) this.metrics.eventsStored.inc({ stream }, n);
+    this.bus.publish(published);
+  }
+}

@@ -1,0 +1,23 @@
+// Everything a sensor session needs from the node it runs on.
+import type { ServerConfig } from '../../config.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { EventWriter } from '../../pipeline/event-writer.js';
+import type { AliveTracker } from '../../services/alive-tracker.js';
+import type { Store } from '../../store/store.js';
+import type { SessionRegistry } from './session-registry.js';
+
+export interface GatewayContext {
+  config: ServerConfig;
+  store: Store;
+  writer: EventWriter;
+  registry: SessionRegistry;
+  alive: AliveTracker;
+  metrics: Metrics;
+  logger: Logger;
+  now(): number;
+  /** Remembers the latest pending commit of a sensor's events. */
+  trackCommit(sid: string, commit: Promise<void>): void;
+  /** Resolves once every commit tracked for this sensor so far has settled. */
+  commitsOf(sid: string): Promise<void>;
+}

@@ -1,0 +1,344 @@
+// One sensor connection speaking protocol v1: hello → admission → welcome → event batches with
+// cumulative acks, until it ends. Any protocol error closes this session only, with a reason, and
+// nothing from the offending message is stored.
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket, RawData } from 'ws';
+import { isCloudProduced, lookupEvent, validatePayload } from '../../catalogue/index.js';
+import { newId } from '../../domain/ids.js';
+import type { PipelineEvent } from '../../pipeline/event-writer.js';
+import { RoutingTemplate } from '../../pipeline/envelope.js';
+import { CloseCode } from '../../protocol/close-codes.js';
+import { decodeFrame, encodeFrame, type Encoding } from '../../protocol/codec.js';
+import { PROTOCOL_VERSIONS, type EventsMessage, type HelloMessage, type ServerMessage, type WelcomeMessage } from '../../protocol/messages.js';
+import { AdmissionError, admitSensor } from '../../services/sensor-admission.js';
+import { connectedEvent, disconnectedEvent, enrollmentEvent } from '../platform/lifecycle-events.js';
+import type { GatewayContext } from './gateway-context.js';
+import { checkSensorMessage } from './message-validator.js';
+import type { RegisteredSession } from './session-registry.js';
+
+type State = 'awaiting-hello' | 'admitting' | 'open' | 'closed';
+
+/** Smallest plausible event_time in ms (2001-09-09): anything lower is a sensor sending seconds. */
+const MIN_EVENT_TIME_MS = 1e12;
+
+export class SensorSession implements RegisteredSession {
+  sid = '';
+  oid = '';
+  connected_at = 0;
+  readonly ext_ip: string;
+  /** Last time anything (frame or pong) arrived, ms. */
+  lastSeen: number;
+
+  private state: State = 'awaiting-hello';
+  private encoding: Encoding = 'json';
+  private template: RoutingTemplate | null = null;
+  private streamId = '';
+  private storedSeqAtWelcome = 0;
+  private lastSeq = 0;
+  private inflight = 0;
+  private paused = false;
+  private closeReason: string | null = null;
+  private readonly helloTimer: NodeJS.Timeout;
+  private readonly closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(
+    private readonly ws: WebSocket,
+    req: IncomingMessage,
+    private readonly ctx: GatewayContext,
+  ) {
+    this.ext_ip = normaliseIp(req.socket.remoteAddress ?? '');
+    this.lastSeen = ctx.now();
+    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    this.helloTimer = setTimeout(() => this.fail(CloseCode.protocolViolation, 'no hello within the hello timeout', 'hello_timeout'), ctx.config.helloTimeoutS * 1000);
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('pong', () => (this.lastSeen = this.ctx.now()));
+    ws.on('close', (code, reason) => void this.onClose(code, reason.toString()));
+    ws.on('error', (err) => {
+      // Frames over maxPayload and other socket errors arrive here; ws closes the socket itself (1009 etc.).
+      this.ctx.logger.debug({ err, sid: this.sid || undefined }, 'sensor socket error');
+      if (this.closeReason === null) this.closeReason = errorReason(err);
+      if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.ctx.metrics.protocolErrors.inc({ reason: 'frame_too_big' });
+    });
+  }
+
+  /** Resolves when the session has ended and its DISCONNECTED (if any) is submitted. */
+  get closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  // ---- RegisteredSession ----
+
+  close(code: number, reason: string): void {
+    if (this.closeReason === null) this.closeReason = reasonForCode(code, reason);
+    // Errors get a full explanation first; the close reason itself is limited to 123 bytes.
+    if (code >= 4000 || code === CloseCode.tryAgainLater) this.send({ t: 'error', code, message: reason });
+    this.ws.close(code, truncateReason(reason));
+  }
+
+  setTags(tags: string[]): void {
+    if (this.template) this.template = this.template.withTags(tags);
+  }
+
+  /** Drops the connection without a close handshake (shutdown grace period exceeded). */
+  terminate(): void {
+    if (this.closeReason === null) this.closeReason = 'shutdown';
+    this.ws.terminate();
+  }
+
+  /** Called by the gateway's liveness sweep. */
+  checkLiveness(now: number): void {
+    if (now - this.lastSeen > this.ctx.config.livenessTimeoutS * 1000) {
+      if (this.closeReason === null) this.closeReason = 'timeout';
+      this.ctx.metrics.protocolErrors.inc({ reason: 'liveness_timeout' });
+      this.ws.terminate();
+      return;
+    }
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
+
+  // ---- frames ----
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    this.lastSeen = this.ctx.now();
+    if (this.state === 'closed') return;
+    let decoded: { message: unknown; encoding: Encoding };
+    try {
+      decoded = decodeFrame(toBuffer(data), isBinary);
+    } catch (err) {
+      return this.fail(CloseCode.badMessage, (err as Error).message, 'malformed');
+    }
+    const check = checkSensorMessage(decoded.message);
+    if (!check.ok) return this.fail(check.unknownType ? CloseCode.unknownType : CloseCode.badMessage, check.error, check.unknownType ? 'unknown_type' : 'invalid_message');
+    const message = check.message;
+    if (message.t === 'hello') {
+      if (this.state !== 'awaiting-hello') return this.fail(CloseCode.protocolViolation, 'hello sent twice', 'protocol_violation');
+      this.encoding = decoded.encoding;
+      void this.onHello(message);
+      return;
+    }
+    if (this.state !== 'open') return this.fail(CloseCode.protocolViolation, `"${message.t}" before welcome`, 'protocol_violation');
+    this.onEvents(message);
+  }
+
+  private async onHello(hello: HelloMessage): Promise<void> {
+    clearTimeout(this.helloTimer);
+    const version = Math.max(...hello.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
+    if (!Number.isFinite(version)) {
+      return this.fail(CloseCode.unsupportedVersion, `unsupported protocol version(s) ${hello.versions.join(',')}; server speaks ${PROTOCOL_VERSIONS.join(',')}`, 'unsupported_version');
+    }
+    this.state = 'admitting';
+    // Nothing may arrive before the welcome; stop reading while admission runs.
+    this.ws.pause();
+    const now = this.ctx.now();
+    let admission;
+    try {
+      admission = await admitSensor(this.ctx.store, hello, this.ext_ip, now);
+    } catch (err) {
+      this.ws.resume();
+      if (err instanceof AdmissionError) return this.fail(err.closeCode, err.message, err.closeCode === CloseCode.deleted ? 'deleted' : 'unauthorized');
+      this.ctx.logger.error({ err }, 'sensor admission failed');
+      return this.fail(CloseCode.tryAgainLater, 'server error during admission; retry later', 'admission_error');
+    }
+    if (this.isClosed()) return; // the socket went away while we were admitting
+    const sensor = admission.sensor;
+    this.sid = sensor.sid;
+    this.oid = sensor.oid;
+    this.connected_at = now;
+    this.streamId = hello.stream_id;
+    const tags = (await this.ctx.store.getSensorTags(sensor.sid, now)).map((t) => t.tag);
+    this.template = new RoutingTemplate({
+      oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: hello.host.plat, arch: hello.host.arch,
+      hostname: hello.host.hostname, ext_ip: this.ext_ip, int_ip: hello.host.int_ip, tags,
+    });
+
+    // A previous session of this sensor may still have a batch being committed; its mark must be read after it.
+    const previous = this.ctx.registry.add(this);
+    if (previous) previous.close(CloseCode.replaced, 'replaced by a newer session of the same sensor');
+    await this.ctx.commitsOf(sensor.sid);
+    if (this.isClosed()) return;
+    const mark = await this.ctx.store.getSequenceMark(sensor.sid);
+    this.storedSeqAtWelcome = mark && mark.stream_id === this.streamId ? mark.seq : 0;
+    this.lastSeq = this.storedSeqAtWelcome;
+    if (this.isClosed()) return;
+
+    const lifecycle: PipelineEvent[] = [];
+    if (admission.enrolledSecret) {
+      this.ctx.metrics.enrollments.inc();
+      lifecycle.push(enrollmentEvent(this.template, now));
+    }
+    lifecycle.push(connectedEvent(this.template, { hostname: hello.host.hostname, isSegregated: hello.host.is_segregated, kernel: hello.host.kernel, mac: hello.host.mac }, now));
+    this.track(this.ctx.writer.submit(lifecycle)).catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not store CONNECTED'));
+    this.ctx.alive.touch(sensor.sid, now);
+
+    const welcome: WelcomeMessage = {
+      t: 'welcome', version, oid: sensor.oid, iid: sensor.iid, sid: sensor.sid,
+      ack_seq: this.storedSeqAtWelcome,
+      sync_interval_s: this.ctx.config.syncIntervalS,
+      ping_interval_s: this.ctx.config.pingIntervalS,
+      liveness_timeout_s: this.ctx.config.livenessTimeoutS,
+      max_frame_bytes: this.ctx.config.maxFrameBytes,
+      max_batch_events: this.ctx.config.maxBatchEvents,
+      server_time: now,
+    };
+    if (admission.enrolledSecret) welcome.identity = { oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, secret: admission.enrolledSecret };
+    this.state = 'open';
+    this.ctx.metrics.sessionsOpened.inc();
+    this.ctx.metrics.sessionsActive.inc();
+    this.ctx.logger.info({ sid: sensor.sid, oid: sensor.oid, hostname: hello.host.hostname, ext_ip: this.ext_ip, enrolled: Boolean(admission.enrolledSecret) }, 'sensor connected');
+    this.send(welcome);
+    this.ws.resume();
+  }
+
+  private onEvents(batch: EventsMessage): void {
+    if (batch.seq <= this.lastSeq) {
+      if (batch.seq <= this.storedSeqAtWelcome) {
+        // A resend of a batch stored before this session: acknowledge again, store nothing.
+        this.ctx.metrics.batchesDuplicate.inc();
+        this.sendAck(batch.seq);
+        return;
+      }
+      return this.fail(CloseCode.badSequence, `batch seq ${batch.seq} not after ${this.lastSeq}`, 'bad_sequence');
+    }
+    if (batch.events.length > this.ctx.config.maxBatchEvents) {
+      return this.fail(CloseCode.badMessage, `batch of ${batch.events.length} events exceeds max_batch_events ${this.ctx.config.maxBatchEvents}`, 'batch_too_big');
+    }
+    const template = this.template!;
+    const events: PipelineEvent[] = new Array(batch.events.length);
+    let syncAt = 0;
+    for (let i = 0; i < batch.events.length; i++) {
+      const e = batch.events[i]!;
+      const type = e.event_type;
+      if (e.event_time < MIN_EVENT_TIME_MS) return this.fail(CloseCode.badMessage, `events[${i}].event_time: must be Unix milliseconds`, 'invalid_event');
+      if (isCloudProduced(type)) return this.fail(CloseCode.badMessage, `events[${i}].event_type: ${type} is produced by the cloud, not by sensors`, 'invalid_event');
+      if (lookupEvent(type)) {
+        const check = validatePayload(type, e.event);
+        if (!check.valid) {
+          const first = check.errors[0];
+          return this.fail(CloseCode.badMessage, `events[${i}] ${type}: ${first ? `${first.field}: ${first.message}` : 'invalid'}`, 'invalid_event');
+        }
+        if (type === 'SYNC') syncAt = this.ctx.now();
+      }
+      const event_id = newId();
+      const extras = e.investigation_id !== undefined || e.this !== undefined || e.parent !== undefined || e.target !== undefined ? e : undefined;
+      events[i] = {
+        oid: this.oid, sid: this.sid, event_type: type, event_time: e.event_time, event_id, stream: 'event',
+        json: template.envelope(type, e.event_time, event_id, JSON.stringify(e.event), extras),
+      };
+    }
+    this.lastSeq = batch.seq;
+    this.ctx.metrics.eventsReceived.inc(events.length);
+    if (syncAt) this.ctx.alive.touch(this.sid, syncAt);
+    this.inflight++;
+    if (this.inflight >= this.ctx.config.maxInflightBatches && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+    }
+    const seq = batch.seq;
+    this.track(this.ctx.writer.submit(events, { sid: this.sid, stream_id: this.streamId, seq })).then(
+      () => {
+        this.inflight--;
+        this.sendAck(seq);
+        if (this.paused && this.inflight < this.ctx.config.maxInflightBatches) {
+          this.paused = false;
+          this.ws.resume();
+        }
+      },
+      () => {
+        this.inflight--;
+        // Not stored, so never acknowledged: the sensor keeps the batch and resends it on its next session.
+        this.close(CloseCode.tryAgainLater, 'storage failure; reconnect and resend');
+      },
+    );
+  }
+
+  // ---- helpers ----
+
+  /** A method, not a field read, so that checks after an await are not narrowed away by the compiler. */
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    this.ctx.trackCommit(this.sid, p);
+    return p;
+  }
+
+  private sendAck(seq: number): void {
+    if (this.send({ t: 'ack', seq })) this.ctx.metrics.acksSent.inc();
+  }
+
+  private send(message: ServerMessage): boolean {
+    if (this.ws.readyState !== this.ws.OPEN) return false;
+    this.ws.send(encodeFrame(message, this.encoding));
+    return true;
+  }
+
+  private fail(code: number, message: string, metricReason: string): void {
+    if (this.state === 'closed' || this.closeReason !== null) return;
+    this.ctx.metrics.protocolErrors.inc({ reason: metricReason });
+    this.ctx.logger.warn({ sid: this.sid || undefined, ext_ip: this.ext_ip, code, reason: message }, 'closing sensor session');
+    this.close(code, message);
+  }
+
+  private async onClose(code: number, reason: string): Promise<void> {
+    clearTimeout(this.helloTimer);
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    const why = this.closeReason ?? reasonForCode(code, reason);
+    this.ctx.metrics.sessionsClosed.inc({ reason: why.split(':')[0]!.slice(0, 32) });
+    if (wasOpen && this.template) {
+      this.ctx.metrics.sessionsActive.dec();
+      this.ctx.registry.remove(this);
+      const now = this.ctx.now();
+      this.ctx.alive.touch(this.sid, now);
+      this.ctx.logger.info({ sid: this.sid, code, reason: why }, 'sensor disconnected');
+      try {
+        await this.track(this.ctx.writer.submit([disconnectedEvent(this.template, why, now)]));
+      } catch (err) {
+        this.ctx.logger.error({ err, sid: this.sid }, 'could not store DISCONNECTED');
+      }
+    } else if (this.sid) {
+      this.ctx.registry.remove(this);
+    }
+    this.resolveClosed();
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+function normaliseIp(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+/** WebSocket close reasons are limited to 123 bytes. */
+function truncateReason(reason: string): string {
+  const buf = Buffer.from(reason, 'utf8');
+  return buf.length <= 123 ? reason : buf.subarray(0, 120).toString('utf8') + '...';
+}
+
+function reasonForCode(code: number, reason: string): string {
+  switch (code) {
+    case CloseCode.normal: return 'closed';
+    case CloseCode.goingAway: return reason.includes('server') ? 'shutdown' : 'going away';
+    case 1006: return 'connection lost';
+    case CloseCode.replaced: return 'replaced';
+    case CloseCode.deleted: return 'deleted';
+    case CloseCode.livenessTimeout: return 'timeout';
+    default: return `error: ${code}${reason ? ` ${reason}` : ''}`;
+  }
+}
+
+function errorReason(err: Error): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return 'error: frame too big';
+  return `error: ${err.message.slice(0, 80)}`;
+}

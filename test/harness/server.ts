@@ -1,0 +1,77 @@
+// Starts a real Picket server in the test process: a free port, a temporary data directory, real SQLite.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ServerConfig } from '../../src/config.js';
+import { silentLogger, type Logger } from '../../src/observability/logger.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import type { BootstrapCredentials } from '../../src/services/bootstrap.js';
+
+export interface TestServer {
+  url: string;
+  port: number;
+  oid: string;
+  apiKey: string;
+  installationKey: string;
+  dataDir: string;
+  server: RunningServer;
+  /** Stops the server; removes the data directory unless it was given by the caller or keepData is set. */
+  close(options?: { keepData?: boolean }): Promise<void>;
+}
+
+export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    dataDir: overrides.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'picket-test-')),
+    host: '127.0.0.1',
+    port: 0,
+    publicUrl: undefined,
+    tlsCert: undefined,
+    tlsKey: undefined,
+    syncIntervalS: 600,
+    pingIntervalS: 0.5,
+    livenessTimeoutS: 3,
+    helloTimeoutS: 5,
+    maxFrameBytes: 1_048_576,
+    maxBatchEvents: 5000,
+    maxInflightBatches: 32,
+    commitMaxEvents: 20_000,
+    aliveFlushMs: 200,
+    sqliteSync: 'normal',
+    writeCredentialsFile: true,
+    logLevel: 'silent',
+    ...overrides,
+  };
+}
+
+export async function startTestServer(overrides: Partial<ServerConfig> = {}, options: { logger?: Logger; now?: () => number } = {}): Promise<TestServer> {
+  const ownsDir = overrides.dataDir === undefined;
+  const config = testConfig(overrides);
+  const server = await startServer(config, { logger: options.logger ?? silentLogger(), now: options.now });
+  const creds: BootstrapCredentials = server.bootstrap ?? (JSON.parse(readFileSync(path.join(config.dataDir, 'credentials.json'), 'utf8')) as BootstrapCredentials);
+  return {
+    url: server.url,
+    port: server.port,
+    oid: creds.oid,
+    apiKey: creds.api_key,
+    installationKey: creds.installation_key,
+    dataDir: config.dataDir,
+    server,
+    async close(opts = {}) {
+      await server.close();
+      if (ownsDir && !opts.keepData) rmSync(config.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A small authenticated JSON client for the REST API. */
+export function apiClient(url: string, apiKey: string) {
+  return async function api<T = unknown>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${url}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+}
