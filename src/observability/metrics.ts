@@ -24,6 +24,6 @@ export class Metrics {
   readonly apiRequests = new Counter({ name: 'picket_api_requests_total', help: 'API requests, by method and status code', labelNames: ['method', 'status'] as const, registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'picket_process_' });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'picket_' });
   }
 }

@@ -60,6 +60,8 @@ export interface SimulationSummary {
   connect_errors: number;
   disconnects: number;
   all_online_ms: number | null;
+  /** Milliseconds from dropping every session at once until all were online again (when a storm ran). */
+  reconnect_storm_ms: number | null;
   duration_s: number;
   eps_target: number;
   events_sent: number;
@@ -104,6 +106,7 @@ export class FleetSimulator {
   private disconnects = 0;
   private connectErrors = 0;
   private allOnlineMs: number | null = null;
+  private stormMs: number | null = null;
   private loadStartedAt = 0;
   private loadEndedAt = 0;
   private epsTarget = 0;
@@ -265,7 +268,8 @@ export class FleetSimulator {
         });
       }
       const ok = await this.waitUntil(() => this.online >= this.sensors.length, timeoutMs - (Date.now() - started));
-      return ok ? Date.now() - started : null;
+      this.stormMs = ok ? Date.now() - started : null;
+      return this.stormMs;
     } finally {
       if (progress) clearInterval(progress);
     }
@@ -289,6 +293,7 @@ export class FleetSimulator {
       connect_errors: this.connectErrors,
       disconnects: this.disconnects,
       all_online_ms: this.allOnlineMs,
+      reconnect_storm_ms: this.stormMs,
       duration_s: Math.round(durationS * 100) / 100,
       eps_target: this.epsTarget,
       events_sent: this.eventsSent,

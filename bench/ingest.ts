@@ -1,0 +1,97 @@
+// Sustained ingest: many simulated sensors into the durable store, at full load (as fast as the cloud
+// acknowledges) and at half that rate, with latency from sending a batch to its acknowledgement (sent
+// only once the batch is durably stored). Baseline: the parse ceiling, decoding the same msgpack frames
+// and re-encoding every event as JSON in one process with no I/O.
+import { decodeFrame, encodeFrame } from '../src/protocol/codec.js';
+import { EventMix } from '../src/simulator/event-mix.js';
+import type { BenchContext } from './lib/context.js';
+import { startPicket, simulate } from './lib/processes.js';
+import { checkTarget, round, type BenchResult } from './lib/result.js';
+
+export async function ingestBenchmark(ctx: BenchContext): Promise<Omit<BenchResult, 'command' | 'commit' | 'date' | 'quick' | 'machine' | 'duration_s'>> {
+  const sensors = ctx.quick ? 20 : 100;
+  const durationS = ctx.quick ? 10 : 45;
+  const warmupS = ctx.quick ? 2 : 5;
+  const batchEvents = 500;
+
+  ctx.log('baseline: parse ceiling (decode msgpack frames, re-encode every event as JSON, no I/O)');
+  const ceiling = parseCeiling(batchEvents, ctx.quick ? 3000 : 8000);
+  ctx.log(`  ${Math.round(ceiling)} events/s`);
+
+  const server = await startPicket();
+  try {
+    ctx.log(`full load: ${sensors} sensors, as fast as acknowledged, ${durationS} s`);
+    const full = await simulate(server, ['--sensors', String(sensors), '--eps', '0', '--duration', String(durationS), '--warmup', String(warmupS), '--batch-events', String(batchEvents), '--max-inflight', '8', '--hostname-prefix', 'full'], ctx.progress);
+    ctx.log(`  ${full.eps_acked} events/s, p50 ${full.ack_latency_ms.p50} ms, p99 ${full.ack_latency_ms.p99} ms`);
+    const halfEps = Math.max(1, Math.round(full.eps_acked / 2));
+    ctx.log(`half load: ${sensors} sensors at ${halfEps} events/s, ${durationS} s`);
+    const half = await simulate(server, ['--sensors', String(sensors), '--eps', String(halfEps), '--duration', String(durationS), '--warmup', String(warmupS), '--max-inflight', '8', '--hostname-prefix', 'half'], ctx.progress);
+    ctx.log(`  ${half.eps_acked} events/s, p50 ${half.ack_latency_ms.p50} ms, p99 ${half.ack_latency_ms.p99} ms`);
+    const m = await server.metrics();
+    const stored = [...m.entries()].filter(([k]) => k.startsWith('picket_events_stored_total')).reduce((s, [, v]) => s + v, 0);
+    const lost = full.events_sent - full.events_acked + (half.events_sent - half.events_acked);
+
+    const result = {
+      name: 'ingest',
+      title: 'Sustained ingest',
+      status: 'measured' as const,
+      figures: {
+        eps_full: { value: full.eps_acked, unit: 'events/s', description: `events acknowledged per second at full load (${sensors} sensors, batches of ${batchEvents}, 8 in flight each)` },
+        latency_p50_full_ms: { value: full.ack_latency_ms.p50, unit: 'ms', description: 'send → durable acknowledgement, p50, full load' },
+        latency_p99_full_ms: { value: full.ack_latency_ms.p99, unit: 'ms', description: 'send → durable acknowledgement, p99, full load' },
+        eps_half: { value: half.eps_acked, unit: 'events/s', description: `events acknowledged per second at half load (paced at ${halfEps}/s)` },
+        latency_p50_half_ms: { value: half.ack_latency_ms.p50, unit: 'ms', description: 'send → durable acknowledgement, p50, half load' },
+        latency_p99_half_ms: { value: half.ack_latency_ms.p99, unit: 'ms', description: 'send → durable acknowledgement, p99, half load' },
+        mean_event_bytes: { value: full.mean_event_bytes, unit: 'bytes', description: 'mean JSON size of a simulated event (realistic EDR mix)' },
+        events_stored: { value: stored, unit: 'events', description: 'events the server counted as durably stored (includes lifecycle events)' },
+        events_unacknowledged: { value: lost, unit: 'events', description: 'events sent and never acknowledged (should be 0)' },
+      },
+      baseline: {
+        description: 'parse ceiling: one process decodes the same msgpack batches and re-encodes each event with JSON.stringify, no I/O',
+        figures: { parse_ceiling_eps: { value: Math.round(ceiling), unit: 'events/s', description: 'events decoded and re-encoded per second' } },
+      },
+      ratios: {
+        eps_full_vs_parse_ceiling: { value: round(full.eps_acked / ceiling, 3), unit: '', description: 'full-load ingest rate / parse ceiling' },
+      },
+      targets: [] as BenchResult['targets'],
+      limits: [
+        'The simulator runs on the same 2 cores as the server, so it takes CPU from it: the figures are a floor for a server with its own cores.',
+        'One Node.js event loop does frame decoding, validation, envelope building and SQLite inserts; a full-load profile is dominated by these.',
+      ],
+      notes: [
+        'No output is attached yet: outputs land with the streams-and-outputs issue; latency is measured to the durable store acknowledgement and this benchmark will add the file output then.',
+        `Store: SQLite in WAL mode with synchronous=FULL (every group commit fsynced). Encoding: msgpack. Warm-up ${warmupS} s excluded from latencies.`,
+      ],
+    };
+    result.targets = [
+      checkTarget('≥ 150,000 events/s sustained', 'eps_full', '>=', 150_000, result),
+      checkTarget('≥ 0.15 of the parse ceiling', 'eps_full_vs_parse_ceiling', '>=', 0.15, result),
+      checkTarget('p99 < 100 ms at half load', 'latency_p99_half_ms', '<=', 100, result),
+    ];
+    return result;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Events per second one process decodes from msgpack batches and re-encodes as JSON, no I/O. */
+function parseCeiling(batchEvents: number, ms: number): number {
+  const mix = new EventMix(1);
+  const frames: Buffer[] = [];
+  for (let i = 0; i < 64; i++) frames.push(encodeFrame({ t: 'events', seq: i + 1, events: mix.batch(batchEvents, Date.now()) }, 'msgpack') as Buffer);
+  let events = 0;
+  let bytes = 0;
+  const start = process.hrtime.bigint();
+  const end = start + BigInt(ms) * 1_000_000n;
+  let i = 0;
+  while (process.hrtime.bigint() < end) {
+    const { message } = decodeFrame(frames[i++ % frames.length]!, true);
+    for (const e of (message as { events: unknown[] }).events) {
+      bytes += JSON.stringify(e).length;
+      events++;
+    }
+  }
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  if (bytes === 0) throw new Error('parse ceiling measured nothing');
+  return events / secs;
+}

@@ -1,0 +1,155 @@
+// Query: one sensor's one-hour timeline from a store holding 10 million events (1 million in quick
+// mode), through the API (`GET /v1/insight/{oid}/{sid}`), p50/p99. Baseline: the same reads made
+// directly on the store in this process (no HTTP, no auth), in the same run.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { newId } from '../src/domain/ids.js';
+import { RoutingTemplate } from '../src/pipeline/envelope.js';
+import { hashSecret, newSecret } from '../src/services/secrets.js';
+import { EventMix, seededRandom } from '../src/simulator/event-mix.js';
+import { LatencyRecorder } from '../src/simulator/latency-recorder.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { StoredEvent } from '../src/store/store.js';
+import type { BenchContext } from './lib/context.js';
+import { startPicket } from './lib/processes.js';
+import { checkTarget, round, type BenchResult } from './lib/result.js';
+
+const HOUR = 3_600_000;
+const WINDOW_H = 24;
+
+export async function queryBenchmark(ctx: BenchContext): Promise<Omit<BenchResult, 'command' | 'commit' | 'date' | 'quick' | 'machine' | 'duration_s'>> {
+  const totalEvents = ctx.quick ? 1_000_000 : 10_000_000;
+  const sensors = ctx.quick ? 100 : 1000;
+  const queries = ctx.quick ? 200 : 1000;
+
+  // A fresh cloud gives the organization and installation key; then fill its store directly.
+  const first = await startPicket();
+  const { dataDir, oid, apiKey } = first;
+  await first.stop();
+  const dbPath = path.join(dataDir, 'picket.db');
+  const end = Date.now();
+  const start = end - WINDOW_H * HOUR;
+  const t0 = Date.now();
+  const sids = await populate(dbPath, oid, sensors, totalEvents, start, end, ctx);
+  const populateS = (Date.now() - t0) / 1000;
+  ctx.log(`  stored ${totalEvents} events for ${sensors} sensors in ${round(populateS, 1)} s`);
+
+  const server = await startPicket({}, dataDir);
+  const reader = SqliteStore.open({ path: dbPath, synchronous: 'normal' });
+  try {
+    const r = seededRandom(42);
+    const plan = Array.from({ length: queries }, () => {
+      const sid = sids[Math.floor(r() * sids.length)]!;
+      const from = start + Math.floor(r() * (WINDOW_H - 1) * HOUR);
+      return { sid, from, to: from + HOUR };
+    });
+    const api = new LatencyRecorder();
+    const apiTyped = new LatencyRecorder();
+    const direct = new LatencyRecorder();
+    let returned = 0;
+    let directBytes = 0;
+    ctx.log(`${queries} one-hour timeline reads through the API, then directly on the store`);
+    for (const [i, q] of plan.entries()) {
+      const url = `${server.url}/v1/insight/${oid}/${q.sid}?start=${Math.floor(q.from / 1000)}&end=${Math.floor(q.to / 1000)}&limit=10000`;
+      const ta = performance.now();
+      const res = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` } });
+      const body = (await res.json()) as { events?: unknown[] };
+      api.record(performance.now() - ta);
+      if (!res.ok || !Array.isArray(body.events)) throw new Error(`insight query failed: HTTP ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+      returned += body.events.length;
+      const tt = performance.now();
+      const typed = await fetch(`${url}&event_type=DNS_REQUEST`, { headers: { authorization: `Bearer ${apiKey}` } });
+      await typed.arrayBuffer();
+      apiTyped.record(performance.now() - tt);
+      if (i % 50 === 0) ctx.progress(`query ${i}/${queries}`);
+    }
+    for (const q of plan) {
+      const td = performance.now();
+      const page = await reader.queryTimeline({ oid, sid: q.sid, start: Math.floor(q.from / 1000) * 1000, end: Math.floor(q.to / 1000) * 1000 + 999, limit: 10000 });
+      directBytes += `[${page.events.join(',')}]`.length;
+      direct.record(performance.now() - td);
+    }
+    const a = api.summary();
+    const at = apiTyped.summary();
+    const d = direct.summary();
+    if (directBytes === 0) throw new Error('direct reads returned nothing');
+    ctx.log(`  API p50 ${a.p50} ms p99 ${a.p99} ms; direct p50 ${d.p50} ms p99 ${d.p99} ms; ${Math.round(returned / queries)} events per hour`);
+    const result = {
+      name: 'query',
+      title: 'Timeline query',
+      status: 'measured' as const,
+      figures: {
+        events_in_store: { value: totalEvents, unit: 'events', description: `${sensors} sensors, ${totalEvents / sensors} events each over ${WINDOW_H} h` },
+        events_per_query: { value: Math.round(returned / queries), unit: 'events', description: 'mean events in one sensor-hour (all returned in one page)' },
+        query_p50_ms: { value: a.p50, unit: 'ms', description: 'GET /v1/insight one-hour timeline, p50 (HTTP, auth, JSON body)' },
+        query_p99_ms: { value: a.p99, unit: 'ms', description: 'GET /v1/insight one-hour timeline, p99' },
+        query_event_type_p99_ms: { value: at.p99, unit: 'ms', description: 'same with event_type=DNS_REQUEST, p99' },
+        populate_eps: { value: Math.round(totalEvents / populateS), unit: 'events/s', description: 'bulk load rate while preparing the store (JSON envelopes + inserts, one process)' },
+      },
+      baseline: {
+        description: 'the same reads made directly on the SQLite store in the benchmark process (no HTTP, no auth), joined into one JSON array',
+        figures: {
+          direct_p50_ms: { value: d.p50, unit: 'ms', description: 'store.queryTimeline, p50' },
+          direct_p99_ms: { value: d.p99, unit: 'ms', description: 'store.queryTimeline, p99' },
+        },
+      },
+      ratios: {
+        api_vs_direct_p99: { value: round(a.p99 / Math.max(d.p99, 0.01)), unit: '', description: 'API p99 / direct store read p99' },
+      },
+      targets: [] as BenchResult['targets'],
+      limits: ['Reads share one Node.js event loop with ingestion; under heavy ingest, query latency includes waiting for the loop.'],
+      notes: ['Queries run sequentially on an otherwise idle server; the store file is warm in the page cache after loading.'],
+    };
+    result.targets = [checkTarget('timeline query p99 < 50 ms', 'query_p99_ms', '<=', 50, result)];
+    return result;
+  } finally {
+    await reader.close();
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function populate(dbPath: string, oid: string, sensors: number, totalEvents: number, start: number, end: number, ctx: BenchContext): Promise<string[]> {
+  const store = SqliteStore.open({ path: dbPath, synchronous: 'normal' });
+  try {
+    const iid = (await store.listInstallationKeys(oid))[0]!.iid;
+    const templates: RoutingTemplate[] = [];
+    for (let i = 0; i < sensors; i++) {
+      const sid = newId();
+      const host = { hostname: `query-${i}`, plat: 0x10000000, arch: 2, int_ip: `10.1.${i >> 8}.${i & 255}`, ext_ip: '203.0.113.7', mac: '02-00-00-00-00-01', fingerprint: newId(), sensor_version: 'bench', kernel: false };
+      await store.createSensor({ sid, oid, iid, secret_hash: hashSecret(newSecret()), tags: [], enroll: start, ...host });
+      templates.push(new RoutingTemplate({ oid, iid, sid, did: null, plat: host.plat, arch: host.arch, hostname: host.hostname, ext_ip: host.ext_ip, int_ip: host.int_ip, tags: [] }));
+    }
+    const mix = new EventMix(9);
+    const payloads = Array.from({ length: 4096 }, () => {
+      const e = mix.take(0);
+      return { type: e.event_type, json: JSON.stringify(e.event) };
+    });
+    const perSensor = Math.floor(totalEvents / sensors);
+    const step = (end - start) / perSensor;
+    const chunk: StoredEvent[] = [];
+    let written = 0;
+    let p = 0;
+    // In time order across the fleet, as a live cloud receives them.
+    for (let k = 0; k < perSensor; k++) {
+      const t = Math.floor(start + k * step);
+      for (let s = 0; s < sensors; s++) {
+        const tpl = templates[s]!;
+        const pl = payloads[p++ & 4095]!;
+        const event_id = newId();
+        const event_time = t + (s % 997);
+        chunk.push({ oid, sid: tpl.routing.sid, event_type: pl.type, event_time, event_id, json: tpl.envelope(pl.type, event_time, event_id, pl.json) });
+        if (chunk.length === 20_000) {
+          await store.appendEvents(chunk, []);
+          written += chunk.length;
+          chunk.length = 0;
+          if (written % 500_000 === 0) ctx.progress(`loading ${written}/${totalEvents}`);
+        }
+      }
+    }
+    if (chunk.length) await store.appendEvents(chunk, []);
+    return templates.map((t) => t.routing.sid);
+  } finally {
+    await store.close();
+  }
+}
