@@ -59,7 +59,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   let readyReason = 'starting';
   const https = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   const app = await buildApi({
-    store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config,
+    store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config, now,
     readiness: () => (ready ? { ready: true } : { ready: false, reason: readyReason }),
     https,
   });

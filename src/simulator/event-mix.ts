@@ -65,7 +65,7 @@ const MIX: ReadonlyArray<readonly [string, number, PayloadMaker]> = [
     PROCESS_ID: pid(r), FILE_PATH: pick(r, EXECUTABLES),
     NETWORK_ACTIVITY: Array.from({ length: 1 + Math.floor(r() * 3) }, () => ({
       SOURCE: { IP_ADDRESS: ip(r), PORT: 1024 + Math.floor(r() * 60000) }, DESTINATION: { IP_ADDRESS: ip(r), PORT: pick(r, [443, 80, 53, 22, 8443]) },
-      IS_OUTGOING: 1, PROTOCOL: pick(r, ['tcp4', 'udp4']), TIMESTAMP: Date.now(),
+      IS_OUTGOING: 1, PROTOCOL: pick(r, ['tcp4', 'udp4']), TIMESTAMP: 1_700_000_000_000 + Math.floor(r() * 1e10),
     })),
   })],
   ['NEW_TCP4_CONNECTION', 10, (r) => ({ PROCESS_ID: pid(r), SOURCE: { IP_ADDRESS: ip(r), PORT: 1024 + Math.floor(r() * 60000) }, DESTINATION: { IP_ADDRESS: ip(r), PORT: 443 }, STATE: 5 })],

@@ -350,6 +350,11 @@ export class FleetSimulator {
     this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
   }
 
+  /** Counters now, for a progress display. */
+  snapshot(phase: SimulationProgress['phase']): SimulationProgress {
+    return this.progress(phase, 0, 0);
+  }
+
   private progress(phase: SimulationProgress['phase'], epsSent: number, epsAcked: number): SimulationProgress {
     return {
       phase,

@@ -77,9 +77,11 @@ export function registerSimulateCommand(program: Command): void {
       process.once('SIGTERM', onSignal);
       const report = progressPrinter();
       const online = await sim.connectAll(Math.max(30_000, (opts.sensors / Math.max(1, opts.connectRate)) * 3000), report);
+      report(sim.snapshot('connecting'));
       if (online < opts.sensors) process.stderr.write(`picket simulate: only ${online}/${opts.sensors} sensors online, sending anyway\n`);
       await sim.runLoad({ eps: opts.eps, durationS: opts.duration, batchEvents: opts.batchEvents, tickMs: 50, warmupS: opts.warmup, onProgress: report, progressIntervalMs: 1000, signal: abort.signal });
       await sim.drain(15_000);
+      report(sim.snapshot('draining'));
       if (opts.storm && !abort.signal.aborted) {
         const ms = await sim.reconnectStorm(300_000, report);
         if (ms === null) process.stderr.write('picket simulate: reconnect storm did not complete within 300 s\n');

@@ -1,0 +1,45 @@
+// What every route module receives: the fastify instance (TypeBox-typed) and the node's services.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { ServerConfig } from '../config.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { FleetPresence } from '../services/presence.js';
+import type { Store } from '../store/store.js';
+import type { ApiKeyCache } from './auth.js';
+
+export type Readiness = () => { ready: true } | { ready: false; reason: string };
+
+export interface ApiOptions {
+  store: Store;
+  presence: FleetPresence;
+  metrics: Metrics;
+  logger: Logger;
+  config: ServerConfig;
+  /** Whether the node accepts work (false while starting or shutting down); /readyz reports it. */
+  readiness: Readiness;
+  /** TLS certificate and key: the API (and the gateway on the same server) is served over https. */
+  https?: { cert: Buffer; key: Buffer } | undefined;
+  /** Largest accepted request body, bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** How long a verified API key is trusted without asking the store again, ms (default 5000; 0 disables). */
+  keyCacheMs?: number;
+  /** Clock (ms), for tag expiry and creation times. */
+  now?: () => number;
+}
+
+/** The API's fastify instance (typed with the http server; with TLS it is an https.Server with the same API). */
+export type ApiApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression<RawServerDefault>, RawReplyDefaultExpression<RawServerDefault>, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+export interface ApiContext {
+  store: Store;
+  presence: FleetPresence;
+  metrics: Metrics;
+  logger: Logger;
+  config: ServerConfig;
+  readiness: Readiness;
+  keys: ApiKeyCache;
+  now: () => number;
+  /** "https" or "http": the scheme clients reach this API with when no public URL is configured. */
+  scheme: 'http' | 'https';
+}

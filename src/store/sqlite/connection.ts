@@ -1,0 +1,60 @@
+// Opening the SQLite file with the settings the store relies on, and turning SQLite's constraint errors
+// into the backend-neutral store errors.
+import Database from 'better-sqlite3';
+import { StoreConflictError, StoreNotFoundError } from '../errors.js';
+
+export type SqliteSynchronous = 'full' | 'normal';
+
+/**
+ * Durability: the database runs in WAL mode. With synchronous=FULL every commit fsyncs the WAL before
+ * returning, so a commit that returned (an acknowledged batch) survives a process crash, an OS crash and
+ * power loss. With synchronous=NORMAL the WAL is fsynced only at checkpoints: a returned commit survives
+ * a process crash (it is in the OS page cache) but the last commits can be lost on power loss or an OS
+ * crash. In both modes the database is never corrupted.
+ */
+export function openDatabase(file: string, synchronous: SqliteSynchronous): Database.Database {
+  const db = new Database(file);
+  try {
+    // Wait for another connection's lock (a CLI reading the file, a second process migrating)
+    // instead of failing at once with SQLITE_BUSY.
+    db.pragma('busy_timeout = 5000');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal' && file !== ':memory:') {
+      throw new Error(`SQLite could not switch ${file} to WAL mode (got "${String(mode)}"); is it on a network filesystem?`);
+    }
+    db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    // 64 MiB page cache (negative = KiB): the timeline indexes of active sensors stay hot.
+    db.pragma('cache_size = -65536');
+    db.pragma('temp_store = MEMORY');
+    // Truncate the WAL after checkpoints that followed a large group commit.
+    db.pragma('journal_size_limit = 67108864');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/** Maps uniqueness and foreign-key violations to StoreConflictError / StoreNotFoundError. */
+export function translateError(err: unknown): unknown {
+  if (!(err instanceof Database.SqliteError)) return err;
+  switch (err.code) {
+    case 'SQLITE_CONSTRAINT_PRIMARYKEY':
+    case 'SQLITE_CONSTRAINT_UNIQUE':
+      return new StoreConflictError(`already exists (${err.message})`, { cause: err });
+    case 'SQLITE_CONSTRAINT_FOREIGNKEY':
+      return new StoreNotFoundError('the referenced organization or sensor does not exist', { cause: err });
+    default:
+      return err;
+  }
+}
+
+/** Runs `fn`, rethrowing SQLite errors as store errors where one applies. */
+export function guarded<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw translateError(err);
+  }
+}

@@ -1,0 +1,168 @@
+// Versioned schema of the embedded store. Migrations are applied in order, each in its own IMMEDIATE
+// transaction together with its row in `schema_migrations`, so a crash mid-migration leaves the previous
+// version intact and two processes migrating the same file at once apply each version exactly once.
+// Never edit a released migration: append a new one.
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE orgs (
+        oid     TEXT PRIMARY KEY,
+        name    TEXT NOT NULL,
+        quota   INTEGER,
+        created INTEGER NOT NULL
+      );
+
+      CREATE TABLE api_keys (
+        key_id      TEXT PRIMARY KEY,
+        oid         TEXT NOT NULL REFERENCES orgs(oid),
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('root', 'admin', 'read')),
+        secret_hash TEXT NOT NULL,
+        created     INTEGER NOT NULL
+      );
+      CREATE INDEX api_keys_by_org ON api_keys(oid, created);
+
+      CREATE TABLE installation_keys (
+        iid         TEXT PRIMARY KEY,
+        oid         TEXT NOT NULL REFERENCES orgs(oid),
+        description TEXT NOT NULL,
+        tags        TEXT NOT NULL DEFAULT '[]', -- JSON array of tag names
+        secret_hash TEXT NOT NULL,
+        created     INTEGER NOT NULL
+      );
+      CREATE INDEX installation_keys_by_org ON installation_keys(oid, created);
+
+      -- iid has no foreign key: deleting an installation key leaves the sensors enrolled with it.
+      CREATE TABLE sensors (
+        sid            TEXT PRIMARY KEY,
+        oid            TEXT NOT NULL REFERENCES orgs(oid),
+        iid            TEXT NOT NULL,
+        did            TEXT,
+        secret_hash    TEXT NOT NULL,
+        plat           INTEGER NOT NULL,
+        arch           INTEGER NOT NULL,
+        hostname       TEXT NOT NULL,
+        ext_ip         TEXT NOT NULL,
+        int_ip         TEXT NOT NULL,
+        mac            TEXT NOT NULL,
+        fingerprint    TEXT NOT NULL,
+        sensor_version TEXT NOT NULL,
+        kernel         INTEGER NOT NULL,
+        enroll         INTEGER NOT NULL,
+        alive          INTEGER,
+        isolated       INTEGER NOT NULL DEFAULT 0,
+        should_isolate INTEGER NOT NULL DEFAULT 0,
+        deleted        INTEGER
+      );
+      -- Keyset paging of one org's sensors by sid.
+      CREATE INDEX sensors_by_org ON sensors(oid, sid);
+
+      CREATE TABLE sensor_tags (
+        sid      TEXT NOT NULL REFERENCES sensors(sid),
+        tag      TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        added    INTEGER NOT NULL,
+        expires  INTEGER,
+        PRIMARY KEY (sid, tag)
+      ) WITHOUT ROWID;
+
+      -- Append-only event log. seq is the insertion order (an explicit INTEGER PRIMARY KEY, so VACUUM
+      -- never renumbers it) and breaks ties between equal event_time in timeline cursors. Every index
+      -- of a rowid table ends with the rowid, so both indexes below are really (..., event_time, seq):
+      -- one sensor's timeline over a range, with or without a type filter, is one index range scan in
+      -- cursor order. No foreign keys and no unique event_id: the group commit must never fail on a
+      -- lookup, and duplicates are prevented upstream by sequence_marks.
+      CREATE TABLE events (
+        seq        INTEGER PRIMARY KEY,
+        oid        TEXT NOT NULL,
+        sid        TEXT,
+        event_type TEXT NOT NULL,
+        event_time INTEGER NOT NULL,
+        event_id   TEXT NOT NULL,
+        json       TEXT NOT NULL
+      );
+      CREATE INDEX events_by_sensor_time ON events(sid, event_time);
+      CREATE INDEX events_by_sensor_type_time ON events(sid, event_type, event_time);
+
+      CREATE TABLE sequence_marks (
+        sid       TEXT PRIMARY KEY,
+        stream_id TEXT NOT NULL,
+        seq       INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+const TRACKING_TABLE = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name    TEXT NOT NULL,
+    applied INTEGER NOT NULL
+  )`;
+
+/** Thrown when the database was migrated by a newer Picket than this one. */
+export class SchemaTooNewError extends Error {
+  override readonly name = 'SchemaTooNewError';
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  let last = 0;
+  for (const m of migrations) {
+    if (!Number.isInteger(m.version) || m.version <= last) {
+      throw new Error(`migration versions must be increasing integers > 0: ${m.version} follows ${last}`);
+    }
+    last = m.version;
+  }
+}
+
+/** The highest applied version (0 for a new database). */
+export function schemaVersion(db: Database.Database): number {
+  db.exec(TRACKING_TABLE);
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+function assertNotNewer(db: Database.Database, latest: number): void {
+  const current = schemaVersion(db);
+  if (current > latest) {
+    throw new SchemaTooNewError(
+      `database schema version ${current} is newer than this Picket knows (up to ${latest}); ` +
+        'upgrade Picket or restore a backup of the data directory',
+    );
+  }
+}
+
+/**
+ * Applies the pending migrations; returns the versions applied now (empty when already up to date).
+ * Fails without changing anything when the database has a version this code does not know.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS, now: () => number = Date.now): number[] {
+  checkOrder(migrations);
+  const latest = migrations.at(-1)?.version ?? 0;
+  assertNotNewer(db, latest);
+  const hasVersion = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').pluck();
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)');
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const step = db.transaction(() => {
+      // Re-checked under the write lock: another process may have migrated meanwhile.
+      assertNotNewer(db, latest);
+      if (hasVersion.get(m.version) !== undefined) return;
+      db.exec(m.sql);
+      record.run(m.version, m.name, now());
+      applied.push(m.version);
+    });
+    step.immediate();
+  }
+  return applied;
+}

@@ -1,0 +1,310 @@
+// The embedded store: one SQLite file through better-sqlite3. better-sqlite3 is synchronous, so every
+// method runs to completion on the calling thread and the async interface only wraps the result (errors
+// become rejections). Statements are prepared once and cached by their SQL text; writes that touch
+// more than one row run in one IMMEDIATE transaction.
+import type Database from 'better-sqlite3';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, SensorRecord, SensorTag } from '../../domain/records.js';
+import { StoreNotFoundError } from '../errors.js';
+import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, TimelinePage, TimelineQuery } from '../store.js';
+import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
+import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from './cursor.js';
+import { migrate as applyMigrations } from './migrations.js';
+import {
+  bool, toApiKey, toInstallationKey, toOrg, toSensor, toSensorTag, toSequenceMark,
+  type ApiKeyRow, type InstallationKeyRow, type OrgRow, type SensorRow, type SensorTagRow,
+} from './rows.js';
+import { timelineParams, timelineSql } from './timeline.js';
+
+export interface SqliteStoreOptions {
+  /** Database file; created with its WAL and shared-memory files beside it. */
+  path: string;
+  synchronous: SqliteSynchronous;
+}
+
+/** Tags given at enrollment (from the installation key) are recorded as added by this. */
+const ENROLLMENT_TAGGER = 'installation-key';
+
+/**
+ * A sensor row with its current tags as a sorted JSON array. The correlated subquery is a range read of
+ * the sensor_tags primary key (sid, tag) per sensor inside the same statement: a page of sensors is one
+ * query, not one per sensor. The first parameter is `now` (tags expiring at or before it are gone).
+ */
+const SENSOR_SELECT =
+  'SELECT s.*, (SELECT json_group_array(t.tag ORDER BY t.tag) FROM sensor_tags t' +
+  ' WHERE t.sid = s.sid AND (t.expires IS NULL OR t.expires > ?)) AS tags_json FROM sensors s';
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+function pageSize(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+  return limit;
+}
+
+/** LIKE pattern matching values that start with `prefix` literally (with ESCAPE '\'). */
+function likePrefix(prefix: string): string {
+  return prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
+}
+
+export class SqliteStore implements Store {
+  readonly description: string;
+  private readonly statements = new Map<string, Statement>();
+  private appendTx: ((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => void) | null = null;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+  ) {
+    this.description = `sqlite:${path}`;
+  }
+
+  static open(opts: SqliteStoreOptions): SqliteStore {
+    return new SqliteStore(openDatabase(opts.path, opts.synchronous), opts.path);
+  }
+
+  /** A prepared statement, prepared on first use (after migrate(), when the tables exist). */
+  private st(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlock). */
+  private tx<T>(fn: () => T): T {
+    return guarded(() => this.db.transaction(fn).immediate());
+  }
+
+  async migrate(): Promise<void> {
+    applyMigrations(this.db);
+  }
+
+  async ping(): Promise<void> {
+    this.st('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (!this.db.open) return;
+    this.statements.clear();
+    this.appendTx = null;
+    this.db.close();
+  }
+
+  // Organizations
+
+  async createOrg(org: Org): Promise<void> {
+    guarded(() => this.st('INSERT INTO orgs (oid, name, quota, created) VALUES (?, ?, ?, ?)').run(org.oid, org.name, org.quota, org.created));
+  }
+
+  async getOrg(oid: string): Promise<Org | null> {
+    const row = this.st('SELECT * FROM orgs WHERE oid = ?').get(oid) as OrgRow | undefined;
+    return row ? toOrg(row) : null;
+  }
+
+  async listOrgs(): Promise<Org[]> {
+    return (this.st('SELECT * FROM orgs ORDER BY created, oid').all() as OrgRow[]).map(toOrg);
+  }
+
+  async setOrgQuota(oid: string, quota: number | null): Promise<void> {
+    const { changes } = this.st('UPDATE orgs SET quota = ? WHERE oid = ?').run(quota, oid);
+    if (changes === 0) throw new StoreNotFoundError(`no organization ${oid}`);
+  }
+
+  // API keys
+
+  async createApiKey(key: ApiKeyRecord): Promise<void> {
+    guarded(() =>
+      this.st('INSERT INTO api_keys (key_id, oid, name, role, secret_hash, created) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(key.key_id, key.oid, key.name, key.role, key.secret_hash, key.created),
+    );
+  }
+
+  async getApiKey(keyId: string): Promise<ApiKeyRecord | null> {
+    const row = this.st('SELECT * FROM api_keys WHERE key_id = ?').get(keyId) as ApiKeyRow | undefined;
+    return row ? toApiKey(row) : null;
+  }
+
+  async listApiKeys(oid: string): Promise<ApiKeyRecord[]> {
+    return (this.st('SELECT * FROM api_keys WHERE oid = ? ORDER BY created, key_id').all(oid) as ApiKeyRow[]).map(toApiKey);
+  }
+
+  async deleteApiKey(oid: string, keyId: string): Promise<boolean> {
+    return this.st('DELETE FROM api_keys WHERE oid = ? AND key_id = ?').run(oid, keyId).changes > 0;
+  }
+
+  // Installation keys
+
+  async createInstallationKey(key: InstallationKeyRecord): Promise<void> {
+    guarded(() =>
+      this.st('INSERT INTO installation_keys (iid, oid, description, tags, secret_hash, created) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(key.iid, key.oid, key.desc, JSON.stringify(key.tags), key.secret_hash, key.created),
+    );
+  }
+
+  async getInstallationKey(iid: string): Promise<InstallationKeyRecord | null> {
+    const row = this.st('SELECT * FROM installation_keys WHERE iid = ?').get(iid) as InstallationKeyRow | undefined;
+    return row ? toInstallationKey(row) : null;
+  }
+
+  async listInstallationKeys(oid: string): Promise<InstallationKeyRecord[]> {
+    const rows = this.st('SELECT * FROM installation_keys WHERE oid = ? ORDER BY created, iid').all(oid) as InstallationKeyRow[];
+    return rows.map(toInstallationKey);
+  }
+
+  async deleteInstallationKey(oid: string, iid: string): Promise<boolean> {
+    return this.st('DELETE FROM installation_keys WHERE oid = ? AND iid = ?').run(oid, iid).changes > 0;
+  }
+
+  // Sensors
+
+  async createSensor(s: NewSensor): Promise<void> {
+    const insertSensor = this.st(
+      'INSERT INTO sensors (sid, oid, iid, did, secret_hash, plat, arch, hostname, ext_ip, int_ip, mac, fingerprint,' +
+        ' sensor_version, kernel, enroll) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const insertTag = this.st(
+      'INSERT INTO sensor_tags (sid, tag, added_by, added, expires) VALUES (?, ?, ?, ?, NULL) ON CONFLICT (sid, tag) DO NOTHING',
+    );
+    this.tx(() => {
+      insertSensor.run(
+        s.sid, s.oid, s.iid, s.secret_hash, s.plat, s.arch, s.hostname, s.ext_ip, s.int_ip, s.mac, s.fingerprint,
+        s.sensor_version, bool(s.kernel), s.enroll,
+      );
+      for (const tag of s.tags) insertTag.run(s.sid, tag, ENROLLMENT_TAGGER, s.enroll);
+    });
+  }
+
+  async getSensor(sid: string): Promise<SensorRecord | null> {
+    const row = this.st(`${SENSOR_SELECT} WHERE s.sid = ?`).get(Date.now(), sid) as SensorRow | undefined;
+    return row ? toSensor(row) : null;
+  }
+
+  async listSensors(oid: string, query: SensorListQuery): Promise<SensorPage> {
+    const limit = pageSize(query.limit);
+    const after = query.cursor !== undefined ? decodeSensorCursor(query.cursor).sid : '';
+    const prefix = query.hostnamePrefix !== undefined && query.hostnamePrefix !== '' ? query.hostnamePrefix : null;
+    // Hostname prefixes match ASCII case-insensitively (LIKE), with %, _ and \ in the prefix literal.
+    const sql =
+      `${SENSOR_SELECT} WHERE s.oid = ? AND s.sid > ?` +
+      (query.includeDeleted ? '' : ' AND s.deleted IS NULL') +
+      (prefix !== null ? " AND s.hostname LIKE ? ESCAPE '\\'" : '') +
+      ' ORDER BY s.sid LIMIT ?';
+    const params: unknown[] = [Date.now(), oid, after];
+    if (prefix !== null) params.push(likePrefix(prefix));
+    params.push(limit + 1);
+    const rows = this.st(sql).all(...params) as SensorRow[];
+    const more = rows.length > limit;
+    if (more) rows.length = limit;
+    const last = rows.at(-1);
+    return { sensors: rows.map(toSensor), nextCursor: more && last ? encodeSensorCursor({ sid: last.sid }) : null };
+  }
+
+  async updateSensorHost(sid: string, host: SensorHost & { isolated: boolean }, alive: number): Promise<void> {
+    const { changes } = this.st(
+      'UPDATE sensors SET hostname = ?, plat = ?, arch = ?, int_ip = ?, ext_ip = ?, mac = ?, fingerprint = ?,' +
+        ' sensor_version = ?, kernel = ?, isolated = ?, alive = ? WHERE sid = ?',
+    ).run(
+      host.hostname, host.plat, host.arch, host.int_ip, host.ext_ip, host.mac, host.fingerprint, host.sensor_version,
+      bool(host.kernel), bool(host.isolated), alive, sid,
+    );
+    if (changes === 0) throw new StoreNotFoundError(`no sensor ${sid}`);
+  }
+
+  async touchAlive(updates: ReadonlyArray<{ sid: string; alive: number }>): Promise<void> {
+    if (updates.length === 0) return;
+    // Never moves alive backwards (a flush racing a reconnect); unknown sensors are skipped.
+    const update = this.st('UPDATE sensors SET alive = ? WHERE sid = ? AND (alive IS NULL OR alive < ?)');
+    this.tx(() => {
+      for (const u of updates) update.run(u.alive, u.sid, u.alive);
+    });
+  }
+
+  async setSensorDeleted(sid: string, at: number | null): Promise<boolean> {
+    return this.st('UPDATE sensors SET deleted = ? WHERE sid = ?').run(at, sid).changes > 0;
+  }
+
+  async setShouldIsolate(sid: string, value: boolean): Promise<void> {
+    const { changes } = this.st('UPDATE sensors SET should_isolate = ? WHERE sid = ?').run(bool(value), sid);
+    if (changes === 0) throw new StoreNotFoundError(`no sensor ${sid}`);
+  }
+
+  // Tags
+
+  async getSensorTags(sid: string, now: number): Promise<SensorTag[]> {
+    const rows = this.st(
+      'SELECT tag, added_by, added, expires FROM sensor_tags WHERE sid = ? AND (expires IS NULL OR expires > ?) ORDER BY tag',
+    ).all(sid, now) as SensorTagRow[];
+    return rows.map(toSensorTag);
+  }
+
+  async addSensorTags(sid: string, tags: ReadonlyArray<SensorTag>): Promise<void> {
+    if (tags.length === 0) return;
+    const upsert = this.st(
+      'INSERT INTO sensor_tags (sid, tag, added_by, added, expires) VALUES (?, ?, ?, ?, ?)' +
+        ' ON CONFLICT (sid, tag) DO UPDATE SET added_by = excluded.added_by, added = excluded.added, expires = excluded.expires',
+    );
+    this.tx(() => {
+      for (const t of tags) upsert.run(sid, t.tag, t.by, t.added, t.expires);
+    });
+  }
+
+  async removeSensorTags(sid: string, tags: ReadonlyArray<string>): Promise<void> {
+    if (tags.length === 0) return;
+    const remove = this.st('DELETE FROM sensor_tags WHERE sid = ? AND tag = ?');
+    this.tx(() => {
+      for (const tag of tags) remove.run(sid, tag);
+    });
+  }
+
+  // Events
+
+  async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>): Promise<void> {
+    if (events.length === 0 && marks.length === 0) return;
+    const append = (this.appendTx ??= this.buildAppend());
+    guarded(() => append(events, marks));
+  }
+
+  /** The hot path: one IMMEDIATE transaction, one reused prepared insert per event, then the marks. */
+  private buildAppend(): (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => void {
+    const insert = this.db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json) VALUES (?, ?, ?, ?, ?, ?)');
+    // Same stream: only a higher seq moves the mark. Another stream_id (a sensor that lost its
+    // buffer and started over) replaces it whatever its seq.
+    const mark = this.db.prepare(
+      'INSERT INTO sequence_marks (sid, stream_id, seq) VALUES (?, ?, ?)' +
+        ' ON CONFLICT (sid) DO UPDATE SET stream_id = excluded.stream_id, seq = excluded.seq' +
+        ' WHERE sequence_marks.stream_id <> excluded.stream_id OR excluded.seq > sequence_marks.seq',
+    );
+    const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => {
+      for (const e of events) insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json);
+      for (const m of marks) mark.run(m.sid, m.stream_id, m.seq);
+    });
+    return (events, marks) => tx.immediate(events, marks);
+  }
+
+  async getSequenceMark(sid: string): Promise<SequenceMark | null> {
+    const row = this.st('SELECT sid, stream_id, seq FROM sequence_marks WHERE sid = ?').get(sid) as
+      | { sid: string; stream_id: string; seq: number }
+      | undefined;
+    return row ? toSequenceMark(row) : null;
+  }
+
+  async queryTimeline(query: TimelineQuery): Promise<TimelinePage> {
+    const limit = pageSize(query.limit);
+    const forward = query.forward ?? true;
+    const cursor = query.cursor !== undefined ? decodeTimelineCursor(query.cursor, forward) : null;
+    const sql = timelineSql({ eventType: query.eventType !== undefined, forward, cursor: cursor !== null });
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      // Raw mode (arrays, not objects): the cheapest way to get the rows out.
+      stmt = this.db.prepare(sql).raw(true);
+      this.statements.set(sql, stmt);
+    }
+    const rows = stmt.all(...timelineParams(query, cursor, limit + 1)) as Array<[number, number, string]>;
+    const more = rows.length > limit;
+    if (more) rows.length = limit;
+    const events = rows.map((r) => r[2]);
+    const last = rows.at(-1);
+    return { events, nextCursor: more && last ? encodeTimelineCursor({ seq: last[0], time: last[1], forward }) : null };
+  }
+}

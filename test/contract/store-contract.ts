@@ -1,0 +1,625 @@
+// The Store contract: every backend runs this suite unchanged (test/store-sqlite.test.ts for SQLite, a
+// PostgreSQL test later). Each test gets a fresh, migrated store from `open`. What it pins down beyond
+// the interface's comments:
+// - list orders: orgs, API keys and installation keys by (created, id); sensors by sid; tags by name;
+//   timeline ties in event_time in append order.
+// - hostname prefixes match ASCII case-insensitively, with %, _ and \ literal.
+// - a tag expiring exactly at `now` is expired.
+// - touchAlive never moves alive backwards and skips unknown sensors.
+// - writes naming a missing record: boolean methods return false, void methods reject with
+//   StoreNotFoundError (as do inserts referencing a missing org or sensor); duplicates reject with
+//   StoreConflictError; a foreign or mangled cursor rejects with InvalidCursorError.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost } from '../../src/domain/records.js';
+import { InvalidCursorError, StoreConflictError, StoreNotFoundError } from '../../src/store/errors.js';
+import type { NewSensor, Store, StoredEvent, TimelineQuery } from '../../src/store/store.js';
+
+export interface OpenedStore {
+  store: Store;
+  cleanup(): Promise<void>;
+}
+
+const FAR = 9_999_999_999_999;
+
+function org(overrides: Partial<Org> = {}): Org {
+  return { oid: randomUUID(), name: 'acme', quota: null, created: 1_700_000_000_000, ...overrides };
+}
+
+function apiKey(oid: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return { key_id: randomUUID(), oid, name: 'ci', role: 'admin', secret_hash: 'h'.repeat(64), created: 1_700_000_000_000, ...overrides };
+}
+
+function installationKey(oid: string, overrides: Partial<InstallationKeyRecord> = {}): InstallationKeyRecord {
+  return { iid: randomUUID(), oid, desc: 'servers', tags: [], secret_hash: 's'.repeat(64), created: 1_700_000_000_000, ...overrides };
+}
+
+function host(overrides: Partial<SensorHost> = {}): SensorHost {
+  return {
+    hostname: 'web-01', plat: 0x20000000, arch: 2, int_ip: '10.0.0.5', ext_ip: '203.0.113.9', mac: '02:00:00:00:00:01',
+    fingerprint: 'fp-1', sensor_version: '1.2.3', kernel: false, ...overrides,
+  };
+}
+
+function newSensor(oid: string, overrides: Partial<NewSensor> = {}): NewSensor {
+  return { ...host(), sid: randomUUID(), oid, iid: randomUUID(), secret_hash: 'x'.repeat(64), tags: [], enroll: 1_700_000_000_000, ...overrides };
+}
+
+function event(oid: string, sid: string | null, event_time: number, overrides: Partial<StoredEvent> = {}): StoredEvent {
+  const event_id = overrides.event_id ?? randomUUID();
+  const event_type = overrides.event_type ?? 'NEW_PROCESS';
+  return {
+    oid, sid, event_type, event_time, event_id,
+    json: JSON.stringify({ routing: { oid, sid, event_type, event_time, event_id }, event: { n: event_id } }),
+    ...overrides,
+  };
+}
+
+/** Every page of a timeline query, checking each page respects the limit. */
+async function readAll(store: Store, query: TimelineQuery): Promise<{ events: string[]; pages: number }> {
+  const events: string[] = [];
+  let cursor = query.cursor;
+  let pages = 0;
+  for (;;) {
+    const page = await store.queryTimeline({ ...query, cursor });
+    pages++;
+    expect(page.events.length).toBeLessThanOrEqual(query.limit);
+    events.push(...page.events);
+    if (page.nextCursor === null) break;
+    expect(page.events.length).toBe(query.limit);
+    cursor = page.nextCursor;
+    if (pages > 10_000) throw new Error('timeline paging does not terminate');
+  }
+  return { events, pages };
+}
+
+function idOf(json: string): string {
+  return (JSON.parse(json) as { routing: { event_id: string } }).routing.event_id;
+}
+
+export function runStoreContract(name: string, open: () => Promise<OpenedStore>): void {
+  describe(`Store contract: ${name}`, () => {
+    let opened: OpenedStore;
+    let store: Store;
+
+    beforeEach(async () => {
+      opened = await open();
+      store = opened.store;
+      await store.migrate();
+    });
+
+    afterEach(async () => {
+      await store.close();
+      await opened.cleanup();
+    });
+
+    describe('lifecycle', () => {
+      it('migrates idempotently, answers ping, and closes twice without error', async () => {
+        await store.migrate();
+        await store.ping();
+        expect(typeof store.description).toBe('string');
+        expect(store.description.length).toBeGreaterThan(0);
+        await store.close();
+        await store.close();
+      });
+    });
+
+    describe('organizations', () => {
+      it('creates and reads an org; a missing oid is null', async () => {
+        const a = org({ quota: 25 });
+        const b = org({ quota: null });
+        await store.createOrg(a);
+        await store.createOrg(b);
+        expect(await store.getOrg(a.oid)).toEqual(a);
+        expect(await store.getOrg(b.oid)).toEqual(b);
+        expect(await store.getOrg(randomUUID())).toBeNull();
+      });
+
+      it('rejects a duplicate oid with StoreConflictError and keeps the original', async () => {
+        const a = org();
+        await store.createOrg(a);
+        const dup = store.createOrg({ ...a, name: 'other' });
+        await expect(dup).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.createOrg({ ...a, name: 'other' })).rejects.toMatchObject({ code: 'CONFLICT' });
+        expect((await store.getOrg(a.oid))?.name).toBe('acme');
+      });
+
+      it('lists orgs by creation time, then oid', async () => {
+        expect(await store.listOrgs()).toEqual([]);
+        const late = org({ created: 3000 });
+        const early = org({ created: 1000 });
+        const tieA = org({ created: 2000, oid: `a-${randomUUID()}` });
+        const tieB = org({ created: 2000, oid: `b-${randomUUID()}` });
+        for (const o of [late, tieB, early, tieA]) await store.createOrg(o);
+        expect(await store.listOrgs()).toEqual([early, tieA, tieB, late]);
+      });
+
+      it('sets and clears the quota; an unknown org is StoreNotFoundError', async () => {
+        const a = org();
+        await store.createOrg(a);
+        await store.setOrgQuota(a.oid, 10);
+        expect((await store.getOrg(a.oid))?.quota).toBe(10);
+        await store.setOrgQuota(a.oid, null);
+        expect((await store.getOrg(a.oid))?.quota).toBeNull();
+        await expect(store.setOrgQuota(randomUUID(), 5)).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+    });
+
+    describe('API keys', () => {
+      it('creates, reads and lists keys per org in creation order', async () => {
+        const a = org();
+        const b = org();
+        await store.createOrg(a);
+        await store.createOrg(b);
+        const k2 = apiKey(a.oid, { role: 'read', created: 2000 });
+        const k1 = apiKey(a.oid, { role: 'root', created: 1000, name: 'bootstrap' });
+        const kb = apiKey(b.oid);
+        for (const k of [k2, k1, kb]) await store.createApiKey(k);
+        expect(await store.getApiKey(k1.key_id)).toEqual(k1);
+        expect(await store.getApiKey(randomUUID())).toBeNull();
+        expect(await store.listApiKeys(a.oid)).toEqual([k1, k2]);
+        expect(await store.listApiKeys(b.oid)).toEqual([kb]);
+        expect(await store.listApiKeys(randomUUID())).toEqual([]);
+      });
+
+      it('rejects a duplicate key_id and a missing org', async () => {
+        const a = org();
+        await store.createOrg(a);
+        const k = apiKey(a.oid);
+        await store.createApiKey(k);
+        await expect(store.createApiKey({ ...k, name: 'again' })).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.createApiKey(apiKey(randomUUID()))).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+
+      it('deletes only within the owning org', async () => {
+        const a = org();
+        const b = org();
+        await store.createOrg(a);
+        await store.createOrg(b);
+        const k = apiKey(a.oid);
+        await store.createApiKey(k);
+        expect(await store.deleteApiKey(b.oid, k.key_id)).toBe(false);
+        expect(await store.getApiKey(k.key_id)).toEqual(k);
+        expect(await store.deleteApiKey(a.oid, k.key_id)).toBe(true);
+        expect(await store.getApiKey(k.key_id)).toBeNull();
+        expect(await store.deleteApiKey(a.oid, k.key_id)).toBe(false);
+      });
+    });
+
+    describe('installation keys', () => {
+      it('round-trips tags (empty, several, unicode) and lists per org', async () => {
+        const a = org();
+        const b = org();
+        await store.createOrg(a);
+        await store.createOrg(b);
+        const none = installationKey(a.oid, { created: 1000 });
+        const some = installationKey(a.oid, { created: 2000, tags: ['prod', 'web', 'émoji-🙂', 'with "quotes"'], desc: 'edge, "tricky"' });
+        const other = installationKey(b.oid);
+        for (const k of [some, none, other]) await store.createInstallationKey(k);
+        expect(await store.getInstallationKey(none.iid)).toEqual(none);
+        expect(await store.getInstallationKey(some.iid)).toEqual(some);
+        expect(await store.getInstallationKey(randomUUID())).toBeNull();
+        expect(await store.listInstallationKeys(a.oid)).toEqual([none, some]);
+        expect(await store.listInstallationKeys(b.oid)).toEqual([other]);
+      });
+
+      it('rejects a duplicate iid and a missing org', async () => {
+        const a = org();
+        await store.createOrg(a);
+        const k = installationKey(a.oid);
+        await store.createInstallationKey(k);
+        await expect(store.createInstallationKey(k)).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.createInstallationKey(installationKey(randomUUID()))).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+
+      it('deletes only within the owning org and leaves enrolled sensors alone', async () => {
+        const a = org();
+        const b = org();
+        await store.createOrg(a);
+        await store.createOrg(b);
+        const k = installationKey(a.oid, { tags: ['t'] });
+        await store.createInstallationKey(k);
+        const s = newSensor(a.oid, { iid: k.iid, tags: k.tags });
+        await store.createSensor(s);
+        expect(await store.deleteInstallationKey(b.oid, k.iid)).toBe(false);
+        expect(await store.getInstallationKey(k.iid)).toEqual(k);
+        expect(await store.deleteInstallationKey(a.oid, k.iid)).toBe(true);
+        expect(await store.getInstallationKey(k.iid)).toBeNull();
+        expect(await store.deleteInstallationKey(a.oid, k.iid)).toBe(false);
+        const sensor = await store.getSensor(s.sid);
+        expect(sensor?.iid).toBe(k.iid);
+        expect(sensor?.tags).toEqual(['t']);
+      });
+    });
+
+    describe('sensors', () => {
+      let a: Org;
+      let b: Org;
+      beforeEach(async () => {
+        a = org();
+        b = org();
+        await store.createOrg(a);
+        await store.createOrg(b);
+      });
+
+      it('creates a sensor and reads the full record with its enrollment tags', async () => {
+        const s = newSensor(a.oid, { tags: ['web', 'prod'], kernel: true, enroll: 1234 });
+        await store.createSensor(s);
+        expect(await store.getSensor(s.sid)).toEqual({
+          sid: s.sid, oid: a.oid, iid: s.iid, did: null, secret_hash: s.secret_hash, tags: ['prod', 'web'], enroll: 1234,
+          alive: null, isolated: false, should_isolate: false, deleted: null,
+          hostname: s.hostname, plat: s.plat, arch: s.arch, int_ip: s.int_ip, ext_ip: s.ext_ip, mac: s.mac,
+          fingerprint: s.fingerprint, sensor_version: s.sensor_version, kernel: true,
+        });
+        expect(await store.getSensorTags(s.sid, 2000)).toEqual([
+          { tag: 'prod', by: 'installation-key', added: 1234, expires: null },
+          { tag: 'web', by: 'installation-key', added: 1234, expires: null },
+        ]);
+        expect(await store.getSensor(randomUUID())).toBeNull();
+      });
+
+      it('rejects a duplicate sid (keeping the first) and a missing org', async () => {
+        const s = newSensor(a.oid, { tags: ['one'] });
+        await store.createSensor(s);
+        await expect(store.createSensor({ ...s, hostname: 'other', tags: ['two'] })).rejects.toBeInstanceOf(StoreConflictError);
+        const kept = await store.getSensor(s.sid);
+        expect(kept?.hostname).toBe('web-01');
+        expect(kept?.tags).toEqual(['one']);
+        await expect(store.createSensor(newSensor(randomUUID()))).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+
+      it('pages through an org\'s sensors by sid with no duplicates or misses', async () => {
+        const mine: string[] = [];
+        for (let i = 0; i < 23; i++) {
+          const s = newSensor(a.oid, { hostname: `h-${i}`, tags: i % 2 ? ['odd', 'all'] : ['all'] });
+          mine.push(s.sid);
+          await store.createSensor(s);
+        }
+        for (let i = 0; i < 4; i++) await store.createSensor(newSensor(b.oid));
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.listSensors(a.oid, { limit: 5, cursor });
+          expect(page.sensors.length).toBeLessThanOrEqual(5);
+          for (const s of page.sensors) {
+            expect(s.oid).toBe(a.oid);
+            expect(s.tags).toEqual(mine.indexOf(s.sid) % 2 ? ['all', 'odd'] : ['all']);
+          }
+          seen.push(...page.sensors.map((s) => s.sid));
+          cursor = page.nextCursor ?? undefined;
+          pages++;
+        } while (cursor);
+        expect(pages).toBe(5);
+        expect(seen).toEqual([...mine].sort());
+        expect(new Set(seen).size).toBe(23);
+      });
+
+      it('returns no next cursor when the page ends exactly at the last sensor', async () => {
+        for (let i = 0; i < 4; i++) await store.createSensor(newSensor(a.oid));
+        const page = await store.listSensors(a.oid, { limit: 4 });
+        expect(page.sensors).toHaveLength(4);
+        expect(page.nextCursor).toBeNull();
+        expect(await store.listSensors(randomUUID(), { limit: 10 })).toEqual({ sensors: [], nextCursor: null });
+      });
+
+      it('rejects a mangled sensor cursor', async () => {
+        await expect(store.listSensors(a.oid, { limit: 5, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(InvalidCursorError);
+      });
+
+      it('filters by hostname prefix with %, _ and \\ taken literally, ASCII case-insensitively', async () => {
+        const names = ['web-01', 'web-02', 'WEB-03', 'db-01', '100%_host', '100%xhost', '100x_host', '1000host', 'a_b', 'axb', 'back\\slash', 'backxslash'];
+        const bySid = new Map<string, string>();
+        for (const hostname of names) {
+          const s = newSensor(a.oid, { hostname });
+          bySid.set(s.sid, hostname);
+          await store.createSensor(s);
+        }
+        await store.createSensor(newSensor(b.oid, { hostname: 'web-99' }));
+        const match = async (prefix: string, limit = 100): Promise<string[]> => {
+          const out: string[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await store.listSensors(a.oid, { limit, cursor, hostnamePrefix: prefix });
+            out.push(...page.sensors.map((s) => s.hostname));
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor);
+          return out.sort();
+        };
+        expect(await match('web-')).toEqual(['WEB-03', 'web-01', 'web-02']);
+        expect(await match('web-', 1)).toEqual(['WEB-03', 'web-01', 'web-02']);
+        expect(await match('100%_')).toEqual(['100%_host']);
+        expect(await match('100%')).toEqual(['100%_host', '100%xhost']);
+        expect(await match('100')).toEqual(['1000host', '100%_host', '100%xhost', '100x_host'].sort());
+        expect(await match('a_')).toEqual(['a_b']);
+        expect(await match('back\\')).toEqual(['back\\slash']);
+        expect(await match('db-01')).toEqual(['db-01']);
+        expect(await match('nothing')).toEqual([]);
+        expect(await match('')).toHaveLength(names.length);
+      });
+
+      it('hides deleted sensors unless includeDeleted; undeleting brings them back', async () => {
+        const kept = newSensor(a.oid);
+        const gone = newSensor(a.oid);
+        await store.createSensor(kept);
+        await store.createSensor(gone);
+        expect(await store.setSensorDeleted(gone.sid, 5000)).toBe(true);
+        expect((await store.getSensor(gone.sid))?.deleted).toBe(5000);
+        const visible = await store.listSensors(a.oid, { limit: 10 });
+        expect(visible.sensors.map((s) => s.sid)).toEqual([kept.sid]);
+        const all = await store.listSensors(a.oid, { limit: 10, includeDeleted: true });
+        expect(all.sensors.map((s) => s.sid).sort()).toEqual([kept.sid, gone.sid].sort());
+        expect(await store.setSensorDeleted(gone.sid, null)).toBe(true);
+        expect((await store.getSensor(gone.sid))?.deleted).toBeNull();
+        expect((await store.listSensors(a.oid, { limit: 10 })).sensors).toHaveLength(2);
+        expect(await store.setSensorDeleted(randomUUID(), 1)).toBe(false);
+      });
+
+      it('updates the host fields, isolation state and alive on connect', async () => {
+        const s = newSensor(a.oid);
+        await store.createSensor(s);
+        const next = host({ hostname: 'web-01.renamed', plat: 0x10000000, arch: 1, int_ip: '10.1.1.1', ext_ip: '198.51.100.2', mac: '02:00:00:00:00:09', fingerprint: 'fp-2', sensor_version: '2.0.0', kernel: true });
+        await store.updateSensorHost(s.sid, { ...next, isolated: true }, 9000);
+        const got = await store.getSensor(s.sid);
+        expect(got).toMatchObject({ ...next, isolated: true, alive: 9000, enroll: s.enroll, secret_hash: s.secret_hash, should_isolate: false });
+        await store.updateSensorHost(s.sid, { ...next, isolated: false }, 9500);
+        expect(await store.getSensor(s.sid)).toMatchObject({ isolated: false, alive: 9500 });
+        await expect(store.updateSensorHost(randomUUID(), { ...next, isolated: false }, 1)).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+
+      it('touches alive for many sensors in one call, forward only, skipping unknown sensors', async () => {
+        const s1 = newSensor(a.oid);
+        const s2 = newSensor(b.oid);
+        const s3 = newSensor(a.oid);
+        for (const s of [s1, s2, s3]) await store.createSensor(s);
+        await store.touchAlive([]);
+        await store.touchAlive([{ sid: s1.sid, alive: 100 }, { sid: s2.sid, alive: 200 }, { sid: randomUUID(), alive: 300 }]);
+        expect((await store.getSensor(s1.sid))?.alive).toBe(100);
+        expect((await store.getSensor(s2.sid))?.alive).toBe(200);
+        expect((await store.getSensor(s3.sid))?.alive).toBeNull();
+        await store.touchAlive([{ sid: s1.sid, alive: 50 }, { sid: s2.sid, alive: 250 }]);
+        expect((await store.getSensor(s1.sid))?.alive).toBe(100);
+        expect((await store.getSensor(s2.sid))?.alive).toBe(250);
+      });
+
+      it('sets and clears should_isolate; an unknown sensor is StoreNotFoundError', async () => {
+        const s = newSensor(a.oid);
+        await store.createSensor(s);
+        await store.setShouldIsolate(s.sid, true);
+        expect((await store.getSensor(s.sid))?.should_isolate).toBe(true);
+        await store.setShouldIsolate(s.sid, false);
+        expect((await store.getSensor(s.sid))?.should_isolate).toBe(false);
+        await expect(store.setShouldIsolate(randomUUID(), true)).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+    });
+
+    describe('tags', () => {
+      let sid: string;
+      beforeEach(async () => {
+        const a = org();
+        await store.createOrg(a);
+        const s = newSensor(a.oid, { tags: ['base'], enroll: 1000 });
+        sid = s.sid;
+        await store.createSensor(s);
+      });
+
+      it('adds tags, sorted by name', async () => {
+        await store.addSensorTags(sid, [
+          { tag: 'zeta', by: 'api:key1', added: 2000, expires: null },
+          { tag: 'alpha', by: 'api:key1', added: 2000, expires: 99_000 },
+        ]);
+        expect(await store.getSensorTags(sid, 3000)).toEqual([
+          { tag: 'alpha', by: 'api:key1', added: 2000, expires: 99_000 },
+          { tag: 'base', by: 'installation-key', added: 1000, expires: null },
+          { tag: 'zeta', by: 'api:key1', added: 2000, expires: null },
+        ]);
+      });
+
+      it('refreshes an existing tag (who, when, expiry)', async () => {
+        await store.addSensorTags(sid, [{ tag: 'temp', by: 'rule:a', added: 2000, expires: 5000 }]);
+        await store.addSensorTags(sid, [{ tag: 'temp', by: 'rule:b', added: 4000, expires: 8000 }]);
+        await store.addSensorTags(sid, [{ tag: 'base', by: 'api:key2', added: 4500, expires: null }]);
+        expect(await store.getSensorTags(sid, 6000)).toEqual([
+          { tag: 'base', by: 'api:key2', added: 4500, expires: null },
+          { tag: 'temp', by: 'rule:b', added: 4000, expires: 8000 },
+        ]);
+      });
+
+      it('treats a tag expiring exactly at `now` as expired', async () => {
+        await store.addSensorTags(sid, [
+          { tag: 'gone', by: 'x', added: 1, expires: 5000 },
+          { tag: 'stays', by: 'x', added: 1, expires: 5001 },
+        ]);
+        expect((await store.getSensorTags(sid, 4999)).map((t) => t.tag)).toEqual(['base', 'gone', 'stays']);
+        expect((await store.getSensorTags(sid, 5000)).map((t) => t.tag)).toEqual(['base', 'stays']);
+        expect((await store.getSensorTags(sid, 5001)).map((t) => t.tag)).toEqual(['base']);
+      });
+
+      it('leaves expired tags out of the sensor record and the sensor list', async () => {
+        const now = Date.now();
+        await store.addSensorTags(sid, [
+          { tag: 'expired', by: 'x', added: 1, expires: now - 60_000 },
+          { tag: 'future', by: 'x', added: 1, expires: now + 3_600_000 },
+        ]);
+        const s = await store.getSensor(sid);
+        expect(s?.tags).toEqual(['base', 'future']);
+        const page = await store.listSensors(s!.oid, { limit: 10 });
+        expect(page.sensors[0]?.tags).toEqual(['base', 'future']);
+      });
+
+      it('removes tags; removing an absent tag is a no-op', async () => {
+        await store.addSensorTags(sid, [{ tag: 'a', by: 'x', added: 1, expires: null }, { tag: 'b', by: 'x', added: 1, expires: null }]);
+        await store.removeSensorTags(sid, ['a', 'not-there']);
+        await store.removeSensorTags(sid, []);
+        expect((await store.getSensorTags(sid, 2)).map((t) => t.tag)).toEqual(['b', 'base']);
+        await store.removeSensorTags(randomUUID(), ['b']);
+      });
+
+      it('rejects tags for an unknown sensor with StoreNotFoundError', async () => {
+        await expect(store.addSensorTags(randomUUID(), [{ tag: 'a', by: 'x', added: 1, expires: null }])).rejects.toBeInstanceOf(StoreNotFoundError);
+        expect(await store.getSensorTags(randomUUID(), 0)).toEqual([]);
+      });
+    });
+
+    describe('events and timeline', () => {
+      const oid = randomUUID();
+      const otherOid = randomUUID();
+      const sid = randomUUID();
+      const otherSid = randomUUID();
+
+      it('returns a time range with inclusive bounds, oldest first, JSON verbatim', async () => {
+        const evs = [100, 200, 300, 400, 500].map((t) => event(oid, sid, t));
+        const odd = event(oid, sid, 350, { json: '{"routing":{"event_id":"verbatim"} , "event":{"s":"ünï\\u0000code 🙂"}}' });
+        await store.appendEvents([...evs, odd], []);
+        const page = await store.queryTimeline({ oid, sid, start: 200, end: 400, limit: 100 });
+        expect(page.nextCursor).toBeNull();
+        expect(page.events).toEqual([evs[1]!.json, evs[2]!.json, odd.json, evs[3]!.json]);
+        expect((await store.queryTimeline({ oid, sid, start: 500, end: 500, limit: 10 })).events).toEqual([evs[4]!.json]);
+        expect((await store.queryTimeline({ oid, sid, start: 501, end: FAR, limit: 10 })).events).toEqual([]);
+        expect((await store.queryTimeline({ oid, sid, start: 0, end: 99, limit: 10 })).events).toEqual([]);
+      });
+
+      it('filters by event type', async () => {
+        const evs = [
+          event(oid, sid, 10, { event_type: 'NEW_PROCESS' }),
+          event(oid, sid, 20, { event_type: 'DNS_REQUEST' }),
+          event(oid, sid, 30, { event_type: 'NEW_PROCESS' }),
+          event(oid, sid, 40, { event_type: 'NETWORK_CONNECTIONS' }),
+        ];
+        await store.appendEvents(evs, []);
+        const q = { oid, sid, start: 0, end: FAR, limit: 100 };
+        expect((await store.queryTimeline({ ...q, eventType: 'NEW_PROCESS' })).events).toEqual([evs[0]!.json, evs[2]!.json]);
+        expect((await store.queryTimeline({ ...q, eventType: 'DNS_REQUEST', forward: false })).events).toEqual([evs[1]!.json]);
+        expect((await store.queryTimeline({ ...q, eventType: 'NOPE' })).events).toEqual([]);
+        expect((await store.queryTimeline({ ...q, eventType: 'NEW_PROCESS', start: 11, end: 30 })).events).toEqual([evs[2]!.json]);
+      });
+
+      it('pages stably through ties in event_time, forward and backward', async () => {
+        // 7 events at 1000, 25 tied at 2000 (appended in two calls), 5 at 3000: pages split the ties.
+        const before = Array.from({ length: 7 }, (_, i) => event(oid, sid, 1000 + (i % 2)));
+        const ties1 = Array.from({ length: 13 }, () => event(oid, sid, 2000));
+        const ties2 = Array.from({ length: 12 }, () => event(oid, sid, 2000));
+        const after = Array.from({ length: 5 }, () => event(oid, sid, 3000));
+        await store.appendEvents([...before, ...ties1], []);
+        await store.appendEvents([...ties2, ...after], []);
+        const expected = [
+          ...before.filter((e) => e.event_time === 1000),
+          ...before.filter((e) => e.event_time === 1001),
+          ...ties1,
+          ...ties2,
+          ...after,
+        ].map((e) => e.event_id);
+        for (const limit of [1, 3, 4, 10, 36, 37, 100]) {
+          const fwd = await readAll(store, { oid, sid, start: 0, end: FAR, limit });
+          expect(fwd.events.map(idOf)).toEqual(expected);
+          // A page ending exactly at the last event has no next cursor: no empty trailing page.
+          expect(fwd.pages).toBe(Math.max(1, Math.ceil(expected.length / limit)));
+          const back = await readAll(store, { oid, sid, start: 0, end: FAR, limit, forward: false });
+          expect(back.events.map(idOf)).toEqual([...expected].reverse());
+        }
+        // Ranges that start or end inside the tie, paged.
+        const tiesOnly = await readAll(store, { oid, sid, start: 2000, end: 2000, limit: 4 });
+        expect(tiesOnly.events.map(idOf)).toEqual([...ties1, ...ties2].map((e) => e.event_id));
+        const tiesBack = await readAll(store, { oid, sid, start: 1500, end: 2000, limit: 6, forward: false });
+        expect(tiesBack.events.map(idOf)).toEqual([...ties1, ...ties2].map((e) => e.event_id).reverse());
+      });
+
+      it('continues from the cursor position when events arrive between pages', async () => {
+        const first = Array.from({ length: 4 }, (_, i) => event(oid, sid, 100 + i));
+        await store.appendEvents(first, []);
+        const p1 = await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 2 }); // 100, 101
+        const behind = event(oid, sid, 100); // before the cursor: never seen by this reader
+        const tied = event(oid, sid, 101); // tied with the cursor's event_time, appended later: after it
+        const newer = event(oid, sid, 200);
+        await store.appendEvents([behind, tied, newer], []);
+        const rest = await readAll(store, { oid, sid, start: 0, end: FAR, limit: 2, cursor: p1.nextCursor! });
+        expect([...p1.events, ...rest.events].map(idOf)).toEqual([first[0]!, first[1]!, tied, first[2]!, first[3]!, newer].map((e) => e.event_id));
+      });
+
+      it('rejects a mangled cursor and one from the other direction', async () => {
+        await store.appendEvents(Array.from({ length: 3 }, (_, i) => event(oid, sid, i)), []);
+        const fwd = await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 1 });
+        expect(fwd.nextCursor).not.toBeNull();
+        await expect(store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 1, cursor: 'garbage!' })).rejects.toBeInstanceOf(InvalidCursorError);
+        await expect(store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 1, cursor: fwd.nextCursor!, forward: false })).rejects.toBeInstanceOf(InvalidCursorError);
+      });
+
+      it('returns only the requested sensor of the requested org', async () => {
+        const mine = event(oid, sid, 10);
+        await store.appendEvents([mine, event(oid, otherSid, 10), event(otherOid, sid, 10), event(oid, null, 10)], []);
+        expect((await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10 })).events).toEqual([mine.json]);
+        expect((await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10, eventType: 'NEW_PROCESS' })).events).toEqual([mine.json]);
+        expect((await store.queryTimeline({ oid: randomUUID(), sid, start: 0, end: FAR, limit: 10 })).events).toEqual([]);
+        expect((await store.queryTimeline({ oid, sid: randomUUID(), start: 0, end: FAR, limit: 10 })).events).toEqual([]);
+      });
+
+      it('accepts empty appends', async () => {
+        await store.appendEvents([], []);
+        expect(await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10 })).toEqual({ events: [], nextCursor: null });
+      });
+
+      it('appends a large group commit in one call', async () => {
+        const many = Array.from({ length: 20_000 }, (_, i) => event(oid, sid, 1_000_000 + Math.floor(i / 3)));
+        await store.appendEvents(many, [{ sid, stream_id: 's', seq: 1 }]);
+        const all = await readAll(store, { oid, sid, start: 0, end: FAR, limit: 5000 });
+        expect(all.events.length).toBe(20_000);
+        expect(all.events[0]).toBe(many[0]!.json);
+        expect(all.events[19_999]).toBe(many[19_999]!.json);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 's', seq: 1 });
+      });
+    });
+
+    describe('sequence marks', () => {
+      const oid = randomUUID();
+      const sid = randomUUID();
+
+      it('is null before the first mark', async () => {
+        expect(await store.getSequenceMark(sid)).toBeNull();
+      });
+
+      it('only moves forward for the same stream id', async () => {
+        await store.appendEvents([], [{ sid, stream_id: 'A', seq: 5 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 5 });
+        await store.appendEvents([], [{ sid, stream_id: 'A', seq: 3 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 5 });
+        await store.appendEvents([], [{ sid, stream_id: 'A', seq: 5 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 5 });
+        await store.appendEvents([event(oid, sid, 1)], [{ sid, stream_id: 'A', seq: 9 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 9 });
+      });
+
+      it('is replaced by a new stream id, even with a lower seq', async () => {
+        await store.appendEvents([], [{ sid, stream_id: 'A', seq: 40 }]);
+        await store.appendEvents([], [{ sid, stream_id: 'B', seq: 2 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'B', seq: 2 });
+        await store.appendEvents([], [{ sid, stream_id: 'B', seq: 1 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'B', seq: 2 });
+      });
+
+      it('keeps marks of several sensors from one commit apart', async () => {
+        const s2 = randomUUID();
+        await store.appendEvents([event(oid, sid, 1), event(oid, s2, 1)], [{ sid, stream_id: 'A', seq: 1 }, { sid: s2, stream_id: 'Z', seq: 7 }]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 1 });
+        expect(await store.getSequenceMark(s2)).toEqual({ sid: s2, stream_id: 'Z', seq: 7 });
+      });
+
+      it('is atomic with the events: a failing batch stores neither events nor mark', async () => {
+        const ok = event(oid, sid, 1);
+        await store.appendEvents([ok], [{ sid, stream_id: 'A', seq: 1 }]);
+        const good = event(oid, sid, 2);
+        const bad = { ...event(oid, sid, 3), json: null as unknown as string };
+        await expect(store.appendEvents([good, bad], [{ sid, stream_id: 'A', seq: 2 }])).rejects.toThrow();
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 1 });
+        expect((await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10 })).events).toEqual([ok.json]);
+        // A failing mark also takes its events with it.
+        const badMark = { sid, stream_id: null as unknown as string, seq: 3 };
+        await expect(store.appendEvents([good], [badMark])).rejects.toThrow();
+        expect((await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10 })).events).toEqual([ok.json]);
+        // And the store still works afterwards.
+        await store.appendEvents([good], [{ sid, stream_id: 'A', seq: 2 }]);
+        expect((await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10 })).events).toEqual([ok.json, good.json]);
+        expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 'A', seq: 2 });
+      });
+    });
+  });
+}

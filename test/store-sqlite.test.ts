@@ -1,0 +1,279 @@
+// The embedded SQLite store: the shared Store contract on real files, then what only SQLite has —
+// pragmas, versioned migrations, query plans of the timeline read, and durability across a SIGKILL.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/store/sqlite/connection.js';
+import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { timelineParams, timelineSql } from '../src/store/sqlite/timeline.js';
+import { runStoreContract } from './contract/store-contract.js';
+import { ManagedProcess } from './harness/processes.js';
+import { waitFor } from './harness/wait.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tempDirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-store-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+runStoreContract('sqlite', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-contract-'));
+  const store = SqliteStore.open({ path: path.join(dir, 'picket.db'), synchronous: 'full' });
+  return { store, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+});
+
+describe('SqliteStore (SQLite specifics)', () => {
+  it('opens in WAL mode with the requested synchronous level, foreign keys and a busy timeout', () => {
+    const dir = tempDir();
+    for (const [mode, level] of [['full', 2], ['normal', 1]] as const) {
+      const db = openDatabase(path.join(dir, `${mode}.db`), mode);
+      try {
+        expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+        expect(db.pragma('synchronous', { simple: true })).toBe(level);
+        expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+        expect(db.pragma('busy_timeout', { simple: true })).toBeGreaterThan(0);
+      } finally {
+        db.close();
+      }
+    }
+  });
+
+  it('keeps the data file in WAL mode and its data across close and reopen', async () => {
+    const file = path.join(tempDir(), 'picket.db');
+    const first = SqliteStore.open({ path: file, synchronous: 'normal' });
+    expect(first.description).toBe(`sqlite:${file}`);
+    await first.migrate();
+    await first.createOrg({ oid: 'o1', name: 'one', quota: 3, created: 1 });
+    await first.appendEvents([{ oid: 'o1', sid: 's1', event_type: 'T', event_time: 5, event_id: 'e1', json: '{"x":1}' }], [{ sid: 's1', stream_id: 'A', seq: 4 }]);
+    expect(existsSync(`${file}-wal`)).toBe(true);
+    await first.close();
+    await expect(first.ping()).rejects.toThrow();
+
+    const raw = new Database(file, { readonly: true });
+    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+    raw.close();
+
+    const second = SqliteStore.open({ path: file, synchronous: 'full' });
+    await second.migrate();
+    expect(await second.getOrg('o1')).toEqual({ oid: 'o1', name: 'one', quota: 3, created: 1 });
+    expect((await second.queryTimeline({ oid: 'o1', sid: 's1', start: 0, end: 10, limit: 5 })).events).toEqual(['{"x":1}']);
+    expect(await second.getSequenceMark('s1')).toEqual({ sid: 's1', stream_id: 'A', seq: 4 });
+    await second.close();
+  });
+
+  it('lets two stores share one file (a second process, a CLI reading it)', async () => {
+    const file = path.join(tempDir(), 'picket.db');
+    const a = SqliteStore.open({ path: file, synchronous: 'full' });
+    const b = SqliteStore.open({ path: file, synchronous: 'full' });
+    await a.migrate();
+    await b.migrate();
+    await a.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
+    expect(await b.getOrg('o')).not.toBeNull();
+    await expect(b.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await a.close();
+    await b.close();
+  });
+
+  describe('migrations', () => {
+    const versions = (db: Database.Database): number[] =>
+      db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all() as number[];
+
+    it('are versioned and applied once: migrating again and reopening are no-ops', async () => {
+      const file = path.join(tempDir(), 'picket.db');
+      const store = SqliteStore.open({ path: file, synchronous: 'full' });
+      await store.migrate();
+      await store.migrate();
+      await store.close();
+      const again = SqliteStore.open({ path: file, synchronous: 'full' });
+      await again.migrate();
+      await again.close();
+
+      const db = new Database(file);
+      try {
+        expect(versions(db)).toEqual(MIGRATIONS.map((m) => m.version));
+        expect(schemaVersion(db)).toBe(MIGRATIONS.at(-1)!.version);
+        expect(migrate(db)).toEqual([]);
+        const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
+        expect(tables).toEqual(['api_keys', 'events', 'installation_keys', 'orgs', 'schema_migrations', 'sensor_tags', 'sensors', 'sequence_marks']);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('applies only the new migration when one is added', () => {
+      const db = new Database(path.join(tempDir(), 'm.db'));
+      try {
+        expect(migrate(db)).toEqual(MIGRATIONS.map((m) => m.version));
+        const next: Migration = { version: MIGRATIONS.at(-1)!.version + 1, name: 'add widgets', sql: 'CREATE TABLE widgets (id INTEGER PRIMARY KEY)' };
+        expect(migrate(db, [...MIGRATIONS, next])).toEqual([next.version]);
+        expect(migrate(db, [...MIGRATIONS, next])).toEqual([]);
+        expect(versions(db)).toEqual([...MIGRATIONS, next].map((m) => m.version));
+      } finally {
+        db.close();
+      }
+    });
+
+    it('rolls a failing migration back completely', () => {
+      const db = new Database(path.join(tempDir(), 'm.db'));
+      try {
+        migrate(db);
+        const broken: Migration = { version: 1000, name: 'broken', sql: 'CREATE TABLE half (id INTEGER); INSERT INTO no_such_table VALUES (1);' };
+        expect(() => migrate(db, [...MIGRATIONS, broken])).toThrow(/no_such_table/);
+        expect(schemaVersion(db)).toBe(MIGRATIONS.at(-1)!.version);
+        expect(db.prepare("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'half'").pluck().get()).toBe(0);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('refuses a database migrated by a newer version, changing nothing', async () => {
+      const file = path.join(tempDir(), 'picket.db');
+      const store = SqliteStore.open({ path: file, synchronous: 'full' });
+      await store.migrate();
+      await store.close();
+      const db = new Database(file);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)').run(9999, 'from the future', 1);
+      db.close();
+
+      const newer = SqliteStore.open({ path: file, synchronous: 'full' });
+      await expect(newer.migrate()).rejects.toBeInstanceOf(SchemaTooNewError);
+      await expect(newer.migrate()).rejects.toThrow(/schema version 9999 is newer than this Picket knows \(up to 1\)/);
+      await newer.close();
+    });
+
+    it('rejects a migration list out of order', () => {
+      const db = new Database(':memory:');
+      try {
+        expect(() => migrate(db, [{ version: 2, name: 'b', sql: '' }, { version: 1, name: 'a', sql: '' }])).toThrow(/increasing/);
+      } finally {
+        db.close();
+      }
+    });
+  });
+
+  describe('timeline query plan', () => {
+    const shapes = [false, true].flatMap((eventType) =>
+      [true, false].flatMap((forward) => [false, true].map((cursor) => ({ eventType, forward, cursor }))),
+    );
+
+    it.each(shapes)('is one index range scan with no sort: %o', async (shape) => {
+      const file = path.join(tempDir(), 'plan.db');
+      const store = SqliteStore.open({ path: file, synchronous: 'normal' });
+      await store.migrate();
+      // Some data and statistics, so the plan is the one a real database gets.
+      const events = Array.from({ length: 2000 }, (_, i) => ({
+        oid: 'o', sid: `s${i % 20}`, event_type: `T${i % 7}`, event_time: 1000 + Math.floor(i / 3), event_id: `e${i}`, json: '{}',
+      }));
+      await store.appendEvents(events, []);
+      await store.close();
+
+      const db = new Database(file);
+      try {
+        db.exec('ANALYZE');
+        const sql = timelineSql(shape);
+        const params = timelineParams(
+          { oid: 'o', sid: 's1', start: 0, end: 5000, limit: 100, ...(shape.eventType ? { eventType: 'T1' } : {}) },
+          shape.cursor ? { time: 1200, seq: 600, forward: shape.forward } : null,
+          101,
+        );
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail);
+        const index = shape.eventType ? 'events_by_sensor_type_time' : 'events_by_sensor_time';
+        const keys = shape.eventType ? 'sid=? AND event_type=? AND event_time>? AND event_time<?' : 'sid=? AND event_time>? AND event_time<?';
+        expect(plan).toEqual([`SEARCH events USING INDEX ${index} (${keys})`]);
+        expect(plan.join('\n')).not.toMatch(/SCAN|TEMP B-TREE/);
+        // And it returns what the store returns.
+        expect(db.prepare(sql).all(...params).length).toBeGreaterThan(0);
+      } finally {
+        db.close();
+      }
+    });
+  });
+
+  describe('crash durability', () => {
+    const CHILD = path.join(ROOT, 'test/fixtures/store-crash-child.mjs');
+    // The child runs the compiled store, exactly as `picket serve` does. `npm test` builds first;
+    // PICKET_TEST_DIST points at another build of src/ (e.g. `tsc -p tsconfig.build.json --outDir`).
+    const DIST = process.env.PICKET_TEST_DIST ? path.resolve(process.env.PICKET_TEST_DIST) : path.join(ROOT, 'dist');
+
+    /** Fails (never skips) when the build of the store is missing or older than its sources. */
+    function compiledStore(): string {
+      const srcDir = path.join(ROOT, 'src/store');
+      const stale: string[] = [];
+      const walk = (dir: string): void => {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) {
+          const file = path.join(dir, entry.name);
+          if (entry.isDirectory()) walk(file);
+          else if (entry.name.endsWith('.ts')) {
+            const built = path.join(DIST, path.relative(path.join(ROOT, 'src'), file)).replace(/\.ts$/, '.js');
+            if (!existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs) stale.push(path.relative(ROOT, file));
+          }
+        }
+      };
+      walk(srcDir);
+      if (stale.length > 0) {
+        throw new Error(`the build in ${DIST} is missing or older than ${stale.join(', ')}: run \`npm run build\` first (npm test does)`);
+      }
+      return path.join(DIST, 'store/sqlite/sqlite-store.js');
+    }
+
+    it.each(['full', 'normal'] as const)('keeps every acknowledged batch, whole, after SIGKILL (synchronous=%s)', async (mode) => {
+      const modulePath = compiledStore();
+      const file = path.join(tempDir(), 'crash.db');
+      const oid = randomUUID();
+      const sid = randomUUID();
+      const stream = randomUUID();
+      const BATCH = 200;
+      const child = new ManagedProcess(
+        spawn(process.execPath, [CHILD, modulePath, file, mode, oid, sid, stream, String(BATCH)], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      );
+      const acked = (): number => Number(child.stdout.at(-1) ?? 0);
+      try {
+        await waitFor(() => acked() >= 40 || !child.running, { timeoutMs: 20_000, message: '40 acknowledged batches' });
+        expect(child.running, `child exited early: ${child.stderr.join('\n')}`).toBe(true);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      const exit = await child.exited;
+      expect(exit.signal).toBe('SIGKILL');
+      const lastAcked = acked();
+      expect(child.stdout.map(Number)).toEqual(Array.from({ length: child.stdout.length }, (_, i) => i + 1));
+
+      const store = SqliteStore.open({ path: file, synchronous: 'full' });
+      try {
+        await store.migrate();
+        const mark = await store.getSequenceMark(sid);
+        expect(mark?.stream_id).toBe(stream);
+        // Every acknowledged batch is stored; the one being committed at the kill may be too.
+        expect(mark!.seq).toBeGreaterThanOrEqual(lastAcked);
+        const perBatch = new Map<number, number>();
+        let cursor: string | undefined;
+        do {
+          const page = await store.queryTimeline({ oid, sid, start: 0, end: Number.MAX_SAFE_INTEGER, limit: 5000, cursor });
+          for (const json of page.events) {
+            const n = (JSON.parse(json) as { event: { n: number } }).event.n;
+            perBatch.set(n, (perBatch.get(n) ?? 0) + 1);
+          }
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor);
+        // The mark and the events commit together: batches 1..mark, each complete, nothing beyond.
+        expect([...perBatch.keys()].sort((x, y) => x - y)).toEqual(Array.from({ length: mark!.seq }, (_, i) => i + 1));
+        expect([...perBatch.values()].every((count) => count === BATCH)).toBe(true);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});
