@@ -1,7 +1,8 @@
 // Query: one sensor's one-hour timeline from a store holding 10 million events (1 million in quick
 // mode), through the API (`GET /v1/insight/{oid}/{sid}`), p50/p99. Baseline: the same reads made
 // directly on the store in this process (no HTTP, no auth), in the same run.
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { newId } from '../src/domain/ids.js';
 import { RoutingTemplate } from '../src/pipeline/envelope.js';
@@ -23,8 +24,9 @@ export async function queryBenchmark(ctx: BenchContext): Promise<Omit<BenchResul
   const queries = ctx.quick ? 200 : 1000;
 
   // A fresh cloud gives the organization and installation key; then fill its store directly.
-  const first = await startPicket();
-  const { dataDir, oid, apiKey } = first;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'picket-bench-query-'));
+  const first = await startPicket({}, dataDir);
+  const { oid, apiKey } = first;
   await first.stop();
   const dbPath = path.join(dataDir, 'picket.db');
   const end = Date.now();
