@@ -30,6 +30,12 @@ export interface ServerConfig {
   commitMaxEvents: number;
   /** Milliseconds between alive-time flushes to the store. */
   aliveFlushMs: number;
+  /** First retry-after (seconds) told to a sensor refused over quota or as a clone; doubles on each refusal. */
+  refusalRetryBaseS: number;
+  /** Largest retry-after, seconds. */
+  refusalRetryCapS: number;
+  /** Seconds between sweeps that forget sensors deleted 30 days ago. */
+  purgeIntervalS: number;
   /** SQLite synchronous mode: "full" (fsync each commit) or "normal" (crash-safe, not power-loss safe). */
   sqliteSync: 'full' | 'normal';
   /** Write data/credentials.json (admin API key and first installation key, mode 0600) on first start. */
@@ -61,6 +67,9 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'maxInflightBatches', env: 'PICKET_MAX_INFLIGHT_BATCHES', flag: '--max-inflight-batches <n>', default: '32', description: 'Unacknowledged batches per session before the server stops reading from it.' },
   { key: 'commitMaxEvents', env: 'PICKET_COMMIT_MAX_EVENTS', flag: '--commit-max-events <n>', default: '20000', description: 'Most events per store transaction (group commit).' },
   { key: 'aliveFlushMs', env: 'PICKET_ALIVE_FLUSH_MS', flag: '--alive-flush-ms <ms>', default: '5000', description: 'How often last-seen times are written to the store, in one batch.' },
+  { key: 'refusalRetryBaseS', env: 'PICKET_REFUSAL_RETRY_BASE', flag: '--refusal-retry-base <seconds>', default: '30', description: 'Retry-after told to a sensor refused over quota or as a clone; doubles on each refusal of the same sensor.' },
+  { key: 'refusalRetryCapS', env: 'PICKET_REFUSAL_RETRY_CAP', flag: '--refusal-retry-cap <seconds>', default: '1800', description: 'Largest retry-after told to a refused sensor.' },
+  { key: 'purgeIntervalS', env: 'PICKET_PURGE_INTERVAL', flag: '--purge-interval <seconds>', default: '3600', description: 'How often sensors deleted more than 30 days ago are forgotten (they must enroll anew).' },
   { key: 'sqliteSync', env: 'PICKET_SQLITE_SYNC', flag: '--sqlite-sync <mode>', default: 'full', description: '"full": fsync every commit (an ACK survives power loss); "normal": survives a process crash only.' },
   { key: 'writeCredentialsFile', env: 'PICKET_CREDENTIALS_FILE', flag: '--no-credentials-file', default: 'true', description: 'On first start, write the admin API key and installation key to <data>/credentials.json (mode 0600).' },
   { key: 'logLevel', env: 'PICKET_LOG_LEVEL', flag: '--log-level <level>', default: 'info', description: 'pino log level (trace, debug, info, warn, error).' },
@@ -102,10 +111,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxInflightBatches: num('PICKET_MAX_INFLIGHT_BATCHES', pick('maxInflightBatches', 'PICKET_MAX_INFLIGHT_BATCHES'), 32, 1),
     commitMaxEvents: num('PICKET_COMMIT_MAX_EVENTS', pick('commitMaxEvents', 'PICKET_COMMIT_MAX_EVENTS'), 20000, 1),
     aliveFlushMs: num('PICKET_ALIVE_FLUSH_MS', pick('aliveFlushMs', 'PICKET_ALIVE_FLUSH_MS'), 5000, 10),
+    refusalRetryBaseS: num('PICKET_REFUSAL_RETRY_BASE', pick('refusalRetryBaseS', 'PICKET_REFUSAL_RETRY_BASE'), 30, 0.01),
+    refusalRetryCapS: num('PICKET_REFUSAL_RETRY_CAP', pick('refusalRetryCapS', 'PICKET_REFUSAL_RETRY_CAP'), 1800, 0.01),
+    purgeIntervalS: num('PICKET_PURGE_INTERVAL', pick('purgeIntervalS', 'PICKET_PURGE_INTERVAL'), 3600, 1),
     sqliteSync: sync,
     writeCredentialsFile: creds === undefined ? true : !['false', '0', 'no'].includes(String(creds).toLowerCase()),
     logLevel: pick('logLevel', 'PICKET_LOG_LEVEL') ?? 'info',
   };
+  if (config.refusalRetryCapS < config.refusalRetryBaseS) {
+    throw new Error('PICKET_REFUSAL_RETRY_CAP must not be below PICKET_REFUSAL_RETRY_BASE');
+  }
   if (config.livenessTimeoutS <= config.pingIntervalS) {
     throw new Error('PICKET_LIVENESS_TIMEOUT must be longer than PICKET_PING_INTERVAL');
   }

@@ -12,6 +12,8 @@ import { Metrics } from './observability/metrics.js';
 import { EventWriter } from './pipeline/event-writer.js';
 import { AliveTracker } from './services/alive-tracker.js';
 import { bootstrapStore, type BootstrapCredentials } from './services/bootstrap.js';
+import { DeletedSensorJanitor } from './services/deleted-sensor-janitor.js';
+import { RefusalBackoff } from './services/refusal-backoff.js';
 import { SensorGateway } from './sources/gateway/sensor-gateway.js';
 import { SessionRegistry } from './sources/gateway/session-registry.js';
 import { openStore } from './store/open-store.js';
@@ -30,6 +32,8 @@ export interface RunningServer {
   bootstrap: BootstrapCredentials | null;
   /** Path of credentials.json when it exists. */
   credentialsFile: string | null;
+  /** Forgets sensors deleted 30 days ago now (also runs every purgeIntervalS); returns their sids. */
+  forgetDeletedSensors(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -53,13 +57,16 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const writer = new EventWriter(store, bus, metrics, logger.child({ component: 'writer' }), config.commitMaxEvents);
   const registry = new SessionRegistry();
   const alive = new AliveTracker(store, logger.child({ component: 'alive' }), config.aliveFlushMs);
-  const gateway = new SensorGateway({ config, store, writer, registry, alive, metrics, logger: logger.child({ component: 'gateway' }), now });
+  const refusals = new RefusalBackoff({ baseS: config.refusalRetryBaseS, capS: config.refusalRetryCapS });
+  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, metrics, logger: logger.child({ component: 'gateway' }), now });
+  const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
 
   let ready = false;
   let readyReason = 'starting';
   const https = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   const app = await buildApi({
     store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config, now,
+    emit: (events) => writer.submit(events),
     readiness: () => (ready ? { ready: true } : { ready: false, reason: readyReason }),
     https,
   });
@@ -75,6 +82,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
 
   alive.start();
   gateway.start();
+  janitor.start();
 
   const bootstrap: BootstrapCredentials | null = fresh ? { url, ...fresh } : null;
   const credentialsPath = path.join(config.dataDir, 'credentials.json');
@@ -92,6 +100,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       ready = false;
       readyReason = 'shutting down';
       logger.info('picket shutting down');
+      await janitor.stop();
       await gateway.close();
       await writer.close();
       await alive.stop();
@@ -106,6 +115,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   return {
     url, port, config, store, metrics, registry, writer, bootstrap,
     credentialsFile: existsSync(credentialsPath) ? credentialsPath : null,
+    forgetDeletedSensors: () => janitor.sweep(),
     close,
   };
 }

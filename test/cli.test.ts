@@ -88,10 +88,10 @@ describe('picket management commands (built CLI against a server process)', () =
     it('sensors list prints a table for people and JSON with --json', async () => {
       const stdout = ok(await cli(['sensors', 'list']));
       const [header, ...rows] = stdout.trim().split('\n');
-      expect(header!.split(/\s{2,}/)).toEqual(['SID', 'HOSTNAME', 'PLATFORM', 'ARCH', 'ONLINE', 'TAGS', 'ENROLLED', 'ALIVE']);
+      expect(header!.split(/\s{2,}/)).toEqual(['SID', 'HOSTNAME', 'PLATFORM', 'ARCH', 'STATE', 'TAGS', 'ENROLLED', 'ALIVE']);
       const row = rows.find((r) => r.startsWith(sid))!;
       expect(row).toBeDefined();
-      expect(row.split(/\s{2,}/).slice(1, 6)).toEqual(['cli-host', 'linux', 'x64', 'yes', '-']);
+      expect(row.split(/\s{2,}/).slice(1, 6)).toEqual(['cli-host', 'linux', 'x64', 'online', '-']);
       expect(row).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
 
       const json = JSON.parse(ok(await cli(['sensors', 'list', '--json']))) as Array<{ sid: string; hostname: string; is_online: boolean; plat: number }>;
@@ -122,6 +122,8 @@ describe('picket management commands (built CLI against a server process)', () =
       expect(stdout).toMatch(/^hostname:\s+cli-host$/m);
       expect(stdout).toMatch(/^platform:\s+linux \(0x20000000\)$/m);
       expect(stdout).toMatch(/^online:\s+yes, since \d{4}-/m);
+      expect(stdout).toMatch(/^state:\s+online$/m);
+      expect(stdout).toMatch(/^last issue:\s+-$/m);
       const json = JSON.parse(ok(await cli(['sensors', 'get', sid, '--json']))) as { info: { sid: string }; is_online: boolean };
       expect(json.info.sid).toBe(sid);
       expect(json.is_online).toBe(true);
@@ -248,12 +250,48 @@ describe('picket management commands (built CLI against a server process)', () =
       const noSid = await cli(['events']);
       expect(noSid.code).not.toBe(0);
       expect(noSid.stderr).toContain('--sid');
+      expect((await cli(['events', '--sid', sid, '--stream', 'deployment'])).stderr).toContain('not both');
+      const badStream = await cli(['events', '--stream', 'nope']);
+      expect(badStream.code).toBe(1);
+      expect(badStream.stderr).toMatch(/HTTP 400/);
       const badTime = await cli(['events', '--sid', sid, '--start', 'yesterday-ish']);
       expect(badTime.code).not.toBe(0);
       expect(badTime.stderr).toContain('--start');
       const other = await cli(['events', '--sid', randomUUID()]);
       expect(other.code).toBe(1);
       expect(other.stderr).toMatch(/not found \(HTTP 404\)/);
+    });
+  });
+
+  describe('deployment guards', () => {
+    it('org quota shows usage, sets the quota (quota_changed in the deployment stream) and refuses nonsense', async () => {
+      expect(ok(await cli(['org', 'quota']))).toMatch(/^1 online of unlimited$/m);
+      expect(ok(await cli(['org', 'quota', '5'])).trim()).toBe(`quota of ${server.credentials.oid}: unlimited -> 5`);
+      expect(JSON.parse(ok(await cli(['org', 'quota', '--json'])))).toEqual({ usage: 1, quota: 5, breakdown: { linux: { count: 1, weight: 1, quota: 1 } } });
+      expect(JSON.parse(ok(await cli(['org', 'quota', 'unlimited', '--json'])))).toMatchObject({ old_quota: 5, new_quota: null, changed: true });
+      const bad = await cli(['org', 'quota', 'lots']);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/unlimited/);
+
+      const lines = ok(await cli(['events', '--stream', 'deployment', '--type', 'quota_changed'])).trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/quota_changed\s+-\s+.*new_quota=5/);
+      const json = ok(await cli(['events', '--stream', 'deployment', '--json'])).trim().split('\n').map((l) => JSON.parse(l) as Envelope);
+      // The sensors enrolled by the tests above come first, then the two quota changes.
+      expect(json.map((e) => e.routing.event_type).slice(-3)).toEqual(['enrollment', 'quota_changed', 'quota_changed']);
+      expect(json.filter((e) => e.routing.event_type === 'enrollment').map((e) => e.routing.sid)).toContain(sid);
+    });
+
+    it('sensors reenroll orders a copy to enroll again; undelete of a sensor that is not deleted says so', async () => {
+      const copy = new ProtocolClient(server.url);
+      await copy.hello({ installation_key: server.credentials.installation_key }, { host: { hostname: 'cli-copy' } });
+      const copySid = (await copy.welcome()).sid;
+      const told = JSON.parse(ok(await cli(['sensors', 'reenroll', copySid, '--hostname', 'cli-copy', '--json'])));
+      expect(told).toEqual({ sid: copySid, hostname: 'cli-copy', delivered: true });
+      expect((await copy.closed).code).toBe(4012);
+      expect(ok(await cli(['sensors', 'reenroll', copySid, '--hostname', 'elsewhere'])).trim()).toBe(`re-enroll of elsewhere ${copySid}: ordered for its next connection`);
+      expect(ok(await cli(['sensors', 'get', copySid]))).toMatch(/^re-enroll order:\s+pending for elsewhere since \d{4}-/m);
+      expect(ok(await cli(['sensors', 'undelete', copySid])).trim()).toBe(`sensor ${copySid} was not deleted`);
     });
   });
 
@@ -270,6 +308,9 @@ describe('picket management commands (built CLI against a server process)', () =
       });
       expect(all.deleted).toMatch(/^\d{4}-/);
       expect(ok(await cli(['sensors', 'list', '--deleted']))).toMatch(new RegExp(`^${sid}\\s+cli-host\\s+linux\\s+x64\\s+deleted\\s`, 'm'));
+      expect(ok(await cli(['sensors', 'get', sid]))).toMatch(/^state:\s+deleted: deleted \d{4}-.*denied for 720h0m0s/m);
+      expect(ok(await cli(['sensors', 'undelete', sid])).trim()).toBe(`sensor ${sid} undeleted`);
+      expect(JSON.parse(ok(await cli(['sensors', 'get', sid, '--json']))).info).toMatchObject({ state: 'offline', deleted: null });
     });
   });
 });

@@ -90,10 +90,10 @@ describe('sensor gateway protocol v1', () => {
     await b.closed;
   });
 
-  it('a second session of the same sensor replaces the first, which is closed with 4009', async () => {
+  it('a second session of the same sensor (same host) replaces the first, which is closed with 4009', async () => {
     const { client, sid, secret } = await enroll();
     const second = new ProtocolClient(t.url);
-    await second.hello({ sid, secret });
+    await second.hello({ sid, secret }, { host: { hostname: 'proto-host' } });
     await second.welcome();
     expect((await client.closed).code).toBe(CloseCode.replaced);
     expect(t.server.registry.isOnline(sid)).toBe(true);

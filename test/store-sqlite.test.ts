@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { timelineParams, timelineSql } from '../src/store/sqlite/timeline.js';
+import { streamParams, streamSql, timelineParams, timelineSql } from '../src/store/sqlite/timeline.js';
 import { runStoreContract } from './contract/store-contract.js';
 import { ManagedProcess } from './harness/processes.js';
 import { waitFor } from './harness/wait.js';
@@ -107,7 +107,7 @@ describe('SqliteStore (SQLite specifics)', () => {
         expect(schemaVersion(db)).toBe(MIGRATIONS.at(-1)!.version);
         expect(migrate(db)).toEqual([]);
         const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
-        expect(tables).toEqual(['api_keys', 'events', 'installation_keys', 'orgs', 'schema_migrations', 'sensor_tags', 'sensors', 'sequence_marks']);
+        expect(tables).toEqual(['api_keys', 'events', 'installation_keys', 'orgs', 'schema_migrations', 'sensor_notices', 'sensor_tags', 'sensors', 'sequence_marks']);
       } finally {
         db.close();
       }
@@ -150,7 +150,7 @@ describe('SqliteStore (SQLite specifics)', () => {
 
       const newer = SqliteStore.open({ path: file, synchronous: 'full' });
       await expect(newer.migrate()).rejects.toBeInstanceOf(SchemaTooNewError);
-      await expect(newer.migrate()).rejects.toThrow(/schema version 9999 is newer than this Picket knows \(up to 1\)/);
+      await expect(newer.migrate()).rejects.toThrow(new RegExp(`schema version 9999 is newer than this Picket knows \\(up to ${MIGRATIONS.at(-1)!.version}\\)`));
       await newer.close();
     });
 
@@ -200,6 +200,34 @@ describe('SqliteStore (SQLite specifics)', () => {
         db.close();
       }
     });
+  });
+
+  describe('platform stream query plan', () => {
+    it.each([true, false].flatMap((forward) => [false, true].map((cursor) => ({ forward, cursor }))))(
+      'is one range scan of the partial stream index, which telemetry never enters: %o',
+      async (shape) => {
+        const file = path.join(tempDir(), 'stream-plan.db');
+        const store = SqliteStore.open({ path: file, synchronous: 'normal' });
+        await store.migrate();
+        const events = Array.from({ length: 2000 }, (_, i) => ({
+          oid: 'o', sid: `s${i % 20}`, event_type: i % 10 === 0 ? 'enrollment' : 'NEW_PROCESS', event_time: 1000 + i,
+          event_id: `e${i}`, json: '{}', stream: i % 10 === 0 ? 'deployment' : 'event',
+        }));
+        await store.appendEvents(events, []);
+        await store.close();
+        const db = new Database(file);
+        try {
+          db.exec('ANALYZE');
+          const sql = streamSql(shape);
+          const params = streamParams({ oid: 'o', stream: 'deployment', start: 0, end: 5000, limit: 100 }, shape.cursor ? { time: 1200, seq: 201, forward: shape.forward } : null, 101);
+          const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail);
+          expect(plan).toEqual(['SEARCH events USING INDEX events_by_org_stream_time (oid=? AND stream=? AND event_time>? AND event_time<?)']);
+          expect(db.prepare('SELECT COUNT(*) FROM events INDEXED BY events_by_org_stream_time WHERE stream IS NOT NULL').pluck().get()).toBe(200);
+        } finally {
+          db.close();
+        }
+      },
+    );
   });
 
   describe('crash durability', () => {

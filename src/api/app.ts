@@ -11,6 +11,7 @@ import { ApiKeyCache, authenticate } from './auth.js';
 import type { ApiApp, ApiContext, ApiOptions } from './context.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerDeploymentRoutes } from './routes/deployment.js';
 import { registerInsightRoutes } from './routes/insight.js';
 import { registerInstallationKeyRoutes } from './routes/installation-keys.js';
 import { registerOrgRoutes } from './routes/orgs.js';
@@ -39,6 +40,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     metrics: options.metrics,
     logger: options.logger,
     config: options.config,
+    emit: options.emit,
     readiness: options.readiness,
     keys: new ApiKeyCache(options.store, options.keyCacheMs ?? 5000, now),
     now,
@@ -108,6 +110,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
   registerInstallationKeyRoutes(app, ctx);
   registerSensorRoutes(app, ctx);
   registerInsightRoutes(app, ctx);
+  registerDeploymentRoutes(app, ctx);
 
   await app.ready();
   return app;

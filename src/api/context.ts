@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, Raw
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PipelineEvent } from '../pipeline/event-writer.js';
 import type { FleetPresence } from '../services/presence.js';
 import type { Store } from '../store/store.js';
 import type { ApiKeyCache } from './auth.js';
@@ -16,6 +17,8 @@ export interface ApiOptions {
   metrics: Metrics;
   logger: Logger;
   config: ServerConfig;
+  /** Submits cloud-produced events (quota_changed, ...) to the pipeline; resolves once they are stored. */
+  emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
   /** Whether the node accepts work (false while starting or shutting down); /readyz reports it. */
   readiness: Readiness;
   /** TLS certificate and key: the API (and the gateway on the same server) is served over https. */
@@ -37,6 +40,7 @@ export interface ApiContext {
   metrics: Metrics;
   logger: Logger;
   config: ServerConfig;
+  emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
   readiness: Readiness;
   keys: ApiKeyCache;
   now: () => number;

@@ -29,6 +29,13 @@ const timeProps = (name: string, what: string, nullable: boolean) => {
   return nullable ? { [name]: Nullable(iso), [`${name}_ts`]: Nullable(ms) } : { [name]: iso, [`${name}_ts`]: ms };
 };
 
+/**
+ * A quota as given: an integer, null, or form text ("25", "unlimited"). The schema accepts any value on
+ * purpose: with type coercion on, a union with an integer branch turns null into 0. views.ts parseQuota()
+ * checks the value and answers 400 naming the field.
+ */
+export const QuotaInput = Type.Unsafe<unknown>({ description: 'Most sensors online at once: an integer from 0, or null / "unlimited" (also "" in forms) for no limit' });
+
 export const OrgSchema = Type.Object({
   oid: Type.String(),
   name: Type.String(),
@@ -56,7 +63,20 @@ export const InstallationKeySchema = Type.Object({
   ...timeProps('created', 'Creation time', false),
 }, { title: 'InstallationKey' });
 
+export const SensorIssueSchema = Type.Object({
+  kind: Type.Enum(['over_quota', 'clone', 'deleted', 'crash'], { description: 'over_quota, clone, deleted: a refused connection; crash: a reported crash' }),
+  reason: Type.String(),
+  ...timeProps('at', 'When it happened', false),
+}, { title: 'SensorIssue' });
+
 export const sensorInfoProps = {
+  state: Type.Enum(['online', 'offline', 'deleted', 'refused'], { description: 'online: a live session; refused: its last connection attempt was turned away (see state_reason); deleted; offline' }),
+  state_reason: Nullable(Type.String({ description: 'Why the sensor is refused or deleted' })),
+  last_issue: Nullable(SensorIssueSchema),
+  reenroll_order: Nullable(Type.Object({
+    hostname: Nullable(Type.String({ description: 'The copy it applies to; null: whichever copy connects next' })),
+    ...timeProps('at', 'When it was ordered', false),
+  }, { description: 'A pending re-enroll order' })),
   sid: Type.String(),
   oid: Type.String(),
   iid: Type.String({ description: 'Installation key the sensor enrolled with' }),

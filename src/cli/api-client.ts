@@ -215,6 +215,10 @@ export interface ApiSensor {
   should_isolate: boolean;
   deleted: string | null;
   deleted_ts: number | null;
+  state: 'online' | 'offline' | 'deleted' | 'refused';
+  state_reason: string | null;
+  last_issue: { kind: string; reason: string; at: string; at_ts: number } | null;
+  reenroll_order: { hostname: string | null; at: string; at_ts: number } | null;
   is_online?: boolean;
 }
 

@@ -60,6 +60,29 @@ export interface SensorRecord extends SensorHost {
   should_isolate: boolean;
   /** When the sensor was deleted; null when not deleted. */
   deleted: number | null;
+  /** The latest deployment issue (a refusal or a crash); null when there was none. */
+  issue: SensorIssue | null;
+  /** A pending re-enroll order; null when there is none. */
+  reenroll: ReenrollOrder | null;
+}
+
+/** Why the cloud last refused a sensor, or that it crashed: shown to operators as the sensor's reason. */
+export type SensorIssueKind = 'over_quota' | 'clone' | 'deleted' | 'crash';
+
+export interface SensorIssue {
+  kind: SensorIssueKind;
+  /** Readable explanation, e.g. "organization at its quota of 2 sensors online; retry after 60 s". */
+  reason: string;
+  /** Unix ms. */
+  at: number;
+}
+
+/** An operator's order that a copy of the sensor drop its identity and enroll as a new sensor. */
+export interface ReenrollOrder {
+  /** The copy it applies to, by hostname; null: whichever copy connects next (or the live one). */
+  hostname: string | null;
+  /** Unix ms the order was placed. */
+  at: number;
 }
 
 /** A tag on a sensor, with who added it and when (ms); expires null = never. */

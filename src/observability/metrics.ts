@@ -8,6 +8,8 @@ export class Metrics {
   readonly sessionsActive = new Gauge({ name: 'picket_sensor_sessions', help: 'Sensor sessions currently established', registers: [this.registry] });
   readonly sessionsOpened = new Counter({ name: 'picket_sensor_sessions_opened_total', help: 'Sensor sessions established', registers: [this.registry] });
   readonly sessionsClosed = new Counter({ name: 'picket_sensor_sessions_closed_total', help: 'Sensor sessions ended, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly sessionsRefused = new Counter({ name: 'picket_sensor_sessions_refused_total', help: 'Sensor connections refused at admission, by reason (over_quota, clone, deleted, reenroll, admission_error)', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly sensorCrashes = new Counter({ name: 'picket_sensor_crashes_total', help: 'Sensor crashes reported (sensor_crash emitted)', registers: [this.registry] });
   readonly enrollments = new Counter({ name: 'picket_enrollments_total', help: 'Sensors enrolled', registers: [this.registry] });
   readonly eventsReceived = new Counter({ name: 'picket_events_received_total', help: 'Events received from sensors', registers: [this.registry] });
   readonly eventsStored = new Counter({ name: 'picket_events_stored_total', help: 'Events durably stored (sensor and cloud produced)', labelNames: ['stream'] as const, registers: [this.registry] });

@@ -27,8 +27,10 @@ export const CloseCode = {
   overQuota: 4010,
   /** The sensor was deleted by an operator; the reason carries "denied-for=<duration>". */
   deleted: 4011,
-  /** The sensor was told to drop its identity and enroll again. */
+  /** The sensor was told to drop its identity and enroll again (also: the sid is unknown, e.g. forgotten after deletion). */
   reenroll: 4012,
+  /** Another host holds a live session with this sensor id (a clone); the reason carries "retry-after=<seconds>". */
+  cloneConflict: 4013,
   /** Server is overloaded or not ready; retry after the delay in the reason. */
   tryAgainLater: 1013,
 } as const;
@@ -36,4 +38,8 @@ export const CloseCode = {
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Close codes after which retrying with the same identity is pointless without operator action. */
-export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.unauthorized, CloseCode.unsupportedVersion, CloseCode.deleted]);
+export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([CloseCode.unauthorized, CloseCode.unsupportedVersion]);
+
+/** The deleted-sensor ban (decisions.md §3): what the sensor is told, and in ms. */
+export const DENIED_FOR = '720h0m0s';
+export const DENIED_FOR_MS = 720 * 3600 * 1000;

@@ -33,6 +33,29 @@ export const IdentityAuth = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * A crash the sensor recorded before this process started (decisions.md §3): sent in every hello until a
+ * welcome arrives; the cloud emits `sensor_crash` once per `crash_id`.
+ */
+export const CrashReport = Type.Object(
+  {
+    /** Unique per crash, so that a report resent after a lost welcome is recognised. */
+    crash_id: Uuid,
+    /** Numeric id of the source file where it crashed (reference sensor: FNV-1a of its package-relative path; 0 for a fatal signal). */
+    file_id: Type.Integer({ minimum: 0, maximum: 0xffffffff }),
+    /** Line in that file (for a fatal signal: the signal number). */
+    line_number: Type.Integer({ minimum: 0, maximum: 0xffffffff }),
+    /** Operating-system id of the thread that crashed. */
+    thread_id: Type.Integer({ minimum: 0, maximum: 0xffffffff }),
+    /** Unix ms of the crash. */
+    crashed_at: Type.Integer({ minimum: 0 }),
+    /** What happened, for logs (not part of the event). */
+    message: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+);
+export type CrashReport = Static<typeof CrashReport>;
+
 export const HelloMessage = Type.Object(
   {
     t: Type.Literal('hello'),
@@ -42,6 +65,8 @@ export const HelloMessage = Type.Object(
     host: HostInfo,
     /** The sensor's event stream: a UUID per buffer instance, so sequence numbers restart safely. */
     stream_id: Uuid,
+    /** Present when the sensor's previous process crashed and the crash is not yet reported. */
+    crash: Type.Optional(CrashReport),
   },
   { additionalProperties: false },
 );
@@ -138,6 +163,12 @@ export interface ErrorMessage {
   t: 'error';
   code: number;
   message: string;
+  /** Refusals that may succeed later (4010 over quota, 4013 clone conflict, 1013): wait at least this long. */
+  retry_after_s?: number;
+  /** 4011 deleted: how long the sensor stays refused, as a Go duration ("720h0m0s"). */
+  denied_for?: string;
+  /** Present when this hello enrolled the sensor but the session is refused (over quota): keep it like welcome.identity. */
+  identity?: { oid: string; iid: string; sid: string; secret: string };
 }
 
 export type ServerMessage = WelcomeMessage | AckMessage | BackoffMessage | TaskMessage | ReenrollMessage | ErrorMessage;

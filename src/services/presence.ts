@@ -7,6 +7,8 @@ export interface LiveSessionInfo {
   /** Unix ms when the current session was established. */
   connected_at: number;
   ext_ip: string;
+  /** Hostname the live session presented. */
+  hostname: string;
 }
 
 export interface FleetPresence {

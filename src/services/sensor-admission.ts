@@ -1,5 +1,5 @@
-// Decides whether a sensor's hello is let in: enrolls new sensors with an installation key, or
-// authenticates an existing identity. Produces the sensor record the session routes with.
+// Who is knocking: enrolls a new sensor presenting an installation key, or authenticates an existing
+// identity. Whether it may then hold a session (deleted, clone, quota) is admission-policy.ts's call.
 import { newId } from '../domain/ids.js';
 import type { SensorHost, SensorRecord } from '../domain/records.js';
 import { CloseCode } from '../protocol/close-codes.js';
@@ -38,7 +38,7 @@ export function hostFromHello(hello: HelloMessage, extIp: string): SensorHost & 
   };
 }
 
-export async function admitSensor(store: Store, hello: HelloMessage, extIp: string, now: number): Promise<Admission> {
+export async function authenticateSensor(store: Store, hello: HelloMessage, extIp: string, now: number): Promise<Admission> {
   const host = hostFromHello(hello, extIp);
   const auth = hello.auth;
   if ('installation_key' in auth) {
@@ -50,14 +50,15 @@ export async function admitSensor(store: Store, hello: HelloMessage, extIp: stri
     const sid = newId();
     const { isolated: _isolated, ...sensorHost } = host;
     await store.createSensor({ ...sensorHost, sid, oid: key.oid, iid: key.iid, secret_hash: hashSecret(secret), tags: key.tags, enroll: now });
-    await store.updateSensorHost(sid, host, now);
     const sensor = await store.getSensor(sid);
     if (!sensor) throw new Error(`sensor ${sid} vanished right after enrollment`);
     return { sensor, enrolledSecret: secret };
   }
   const sensor = await store.getSensor(auth.sid.toLowerCase());
-  if (!sensor || !verifySecret(auth.secret, sensor.secret_hash)) throw new AdmissionError(CloseCode.unauthorized, 'unknown sensor or wrong sensor secret');
-  if (sensor.deleted !== null) throw new AdmissionError(CloseCode.deleted, 'sensor deleted; denied-for=720h0m0s');
-  await store.updateSensorHost(sensor.sid, host, now);
-  return { sensor: { ...sensor, ...host, alive: now }, enrolledSecret: undefined };
+  if (!sensor) {
+    // Never enrolled here, or forgotten 30 days after its deletion: the way back is a new enrollment.
+    throw new AdmissionError(CloseCode.reenroll, 'unknown sensor id (never enrolled here, or forgotten after its deletion): enroll again with an installation key');
+  }
+  if (!verifySecret(auth.secret, sensor.secret_hash)) throw new AdmissionError(CloseCode.unauthorized, 'wrong sensor secret');
+  return { sensor, enrolledSecret: undefined };
 }

@@ -1,6 +1,6 @@
 // The storage contract. The embedded SQLite store and the PostgreSQL store both implement it and both
 // pass test/contract/store-contract.ts unchanged. Callers never know which backend they hold.
-import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, SensorRecord, SensorTag } from '../domain/records.js';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag } from '../domain/records.js';
 
 /** One event as stored: the indexed columns plus the full `{routing, event}` envelope as JSON text. */
 export interface StoredEvent {
@@ -12,6 +12,11 @@ export interface StoredEvent {
   event_id: string;
   /** The whole envelope, serialised once by the pipeline and returned verbatim by reads. */
   json: string;
+  /**
+   * The platform stream of a cloud-produced event ("deployment", "audit", ...), readable with
+   * queryStream(). null or absent (or "event") for sensor telemetry, which is read per sensor.
+   */
+  stream?: string | null;
 }
 
 /** Highest batch sequence durably stored for one sensor event stream (protocol.md "Sequence numbers"). */
@@ -33,6 +38,19 @@ export interface TimelineQuery {
   /** Opaque cursor from a previous page's nextCursor. */
   cursor?: string;
   /** true (default): oldest first; false: newest first. */
+  forward?: boolean;
+}
+
+/** An organization's events of one platform stream over a time range (deployment, audit, ...). */
+export interface StreamQuery {
+  oid: string;
+  stream: string;
+  /** Inclusive bounds, Unix ms. */
+  start: number;
+  end: number;
+  limit: number;
+  cursor?: string;
+  /** true (default): oldest first. */
   forward?: boolean;
 }
 
@@ -80,7 +98,8 @@ export interface Store {
   createOrg(org: Org): Promise<void>;
   getOrg(oid: string): Promise<Org | null>;
   listOrgs(): Promise<Org[]>;
-  setOrgQuota(oid: string, quota: number | null): Promise<void>;
+  /** Sets the quota and returns the previous one, in one atomic step (null = unlimited). Throws StoreNotFoundError. */
+  setOrgQuota(oid: string, quota: number | null): Promise<number | null>;
 
   // API keys (secret hashed by the caller)
   createApiKey(key: ApiKeyRecord): Promise<void>;
@@ -108,6 +127,23 @@ export interface Store {
   /** Marks the sensor deleted at `at` (ms); null undeletes. Returns false when the sensor does not exist. */
   setSensorDeleted(sid: string, at: number | null): Promise<boolean>;
   setShouldIsolate(sid: string, value: boolean): Promise<void>;
+  /** Records the sensor's latest deployment issue (null clears it). */
+  recordSensorIssue(sid: string, issue: SensorIssue | null): Promise<void>;
+  /** Places (or with null, withdraws) a re-enroll order. Returns false when the sensor does not exist. */
+  setReenrollOrder(sid: string, order: ReenrollOrder | null): Promise<boolean>;
+  /**
+   * Atomically claims the right to emit a rate-limited notice (e.g. "deleted_sensor at most once per 24 h"):
+   * true when no notice of `kind` was claimed for the sensor within the last `windowMs` before `now`
+   * (and records `now`), false otherwise. Safe against concurrent callers, including other nodes.
+   */
+  claimSensorNotice(sid: string, kind: string, now: number, windowMs: number): Promise<boolean>;
+  /** Forgets a claimed notice, so that the next claim of that kind succeeds (e.g. after an undelete). */
+  clearSensorNotice(sid: string, kind: string): Promise<void>;
+  /**
+   * Forgets sensors deleted at or before `deletedBefore`: the sensor, its tags, sequence mark and notices
+   * (its stored events stay). Returns the forgotten sids, at most `limit` per call.
+   */
+  forgetDeletedSensors(deletedBefore: number, limit: number): Promise<string[]>;
 
   // Tags
   /** Current (unexpired at `now`) tags of a sensor, sorted by name. */
@@ -126,4 +162,6 @@ export interface Store {
   getSequenceMark(sid: string): Promise<SequenceMark | null>;
   /** One sensor's events over a time range, optionally of one event type: one indexed read per page. */
   queryTimeline(query: TimelineQuery): Promise<TimelinePage>;
+  /** An organization's events of one platform stream over a time range: one indexed read per page. */
+  queryStream(query: StreamQuery): Promise<TimelinePage>;
 }

@@ -137,9 +137,9 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
       it('sets and clears the quota; an unknown org is StoreNotFoundError', async () => {
         const a = org();
         await store.createOrg(a);
-        await store.setOrgQuota(a.oid, 10);
+        expect(await store.setOrgQuota(a.oid, 10)).toBeNull();
         expect((await store.getOrg(a.oid))?.quota).toBe(10);
-        await store.setOrgQuota(a.oid, null);
+        expect(await store.setOrgQuota(a.oid, null)).toBe(10);
         expect((await store.getOrg(a.oid))?.quota).toBeNull();
         await expect(store.setOrgQuota(randomUUID(), 5)).rejects.toBeInstanceOf(StoreNotFoundError);
       });
@@ -247,7 +247,7 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         await store.createSensor(s);
         expect(await store.getSensor(s.sid)).toEqual({
           sid: s.sid, oid: a.oid, iid: s.iid, did: null, secret_hash: s.secret_hash, tags: ['prod', 'web'], enroll: 1234,
-          alive: null, isolated: false, should_isolate: false, deleted: null,
+          alive: null, isolated: false, should_isolate: false, deleted: null, issue: null, reenroll: null,
           hostname: s.hostname, plat: s.plat, arch: s.arch, int_ip: s.int_ip, ext_ip: s.ext_ip, mac: s.mac,
           fingerprint: s.fingerprint, sensor_version: s.sensor_version, kernel: true,
         });
@@ -390,6 +390,81 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         await store.setShouldIsolate(s.sid, false);
         expect((await store.getSensor(s.sid))?.should_isolate).toBe(false);
         await expect(store.setShouldIsolate(randomUUID(), true)).rejects.toBeInstanceOf(StoreNotFoundError);
+      });
+    });
+
+    describe('deployment guards', () => {
+      let a: Org;
+      beforeEach(async () => {
+        a = org();
+        await store.createOrg(a);
+      });
+
+      it('records and clears the latest issue of a sensor', async () => {
+        const s = newSensor(a.oid);
+        await store.createSensor(s);
+        await store.recordSensorIssue(s.sid, { kind: 'over_quota', reason: 'quota 2 reached', at: 5000 });
+        await store.recordSensorIssue(s.sid, { kind: 'clone', reason: 'host b uses this sid', at: 6000 });
+        expect((await store.getSensor(s.sid))?.issue).toEqual({ kind: 'clone', reason: 'host b uses this sid', at: 6000 });
+        await store.recordSensorIssue(s.sid, null);
+        expect((await store.getSensor(s.sid))?.issue).toBeNull();
+      });
+
+      it('places and withdraws re-enroll orders, for one hostname or any copy', async () => {
+        const s = newSensor(a.oid);
+        await store.createSensor(s);
+        expect(await store.setReenrollOrder(s.sid, { hostname: 'copy-1', at: 10 })).toBe(true);
+        expect((await store.getSensor(s.sid))?.reenroll).toEqual({ hostname: 'copy-1', at: 10 });
+        await store.setReenrollOrder(s.sid, { hostname: null, at: 11 });
+        expect((await store.getSensor(s.sid))?.reenroll).toEqual({ hostname: null, at: 11 });
+        await store.setReenrollOrder(s.sid, null);
+        expect((await store.getSensor(s.sid))?.reenroll).toBeNull();
+        expect(await store.setReenrollOrder(randomUUID(), { hostname: null, at: 1 })).toBe(false);
+      });
+
+      it('claims a notice once per window, per sensor and kind, and again once cleared', async () => {
+        const sid = randomUUID();
+        const other = randomUUID();
+        expect(await store.claimSensorNotice(sid, 'deleted_sensor', 1000, 100)).toBe(true);
+        expect(await store.claimSensorNotice(sid, 'deleted_sensor', 1099, 100)).toBe(false);
+        expect(await store.claimSensorNotice(sid, 'sensor_over_quota', 1050, 100)).toBe(true);
+        expect(await store.claimSensorNotice(other, 'deleted_sensor', 1050, 100)).toBe(true);
+        expect(await store.claimSensorNotice(sid, 'deleted_sensor', 1100, 100)).toBe(true);
+        expect(await store.claimSensorNotice(sid, 'deleted_sensor', 1150, 100)).toBe(false);
+        await store.clearSensorNotice(sid, 'deleted_sensor');
+        expect(await store.claimSensorNotice(sid, 'deleted_sensor', 1151, 100)).toBe(true);
+        // An endless window: claimed once, ever.
+        expect(await store.claimSensorNotice(sid, 'crash:x', 1, Number.POSITIVE_INFINITY)).toBe(true);
+        expect(await store.claimSensorNotice(sid, 'crash:x', 9e15, Number.POSITIVE_INFINITY)).toBe(false);
+      });
+
+      it('lets exactly one of many concurrent claims win', async () => {
+        const sid = randomUUID();
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.claimSensorNotice(sid, 'sensor_clone', 500, 1000)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('forgets sensors deleted long enough ago, with their tags, mark and notices, keeping their events', async () => {
+        const old = newSensor(a.oid, { tags: ['t'] });
+        const recent = newSensor(a.oid);
+        const live = newSensor(a.oid);
+        for (const s of [old, recent, live]) await store.createSensor(s);
+        await store.setSensorDeleted(old.sid, 1000);
+        await store.setSensorDeleted(recent.sid, 5000);
+        await store.claimSensorNotice(old.sid, 'deleted_sensor', 1500, 10);
+        const e = event(a.oid, old.sid, 1200);
+        await store.appendEvents([e], [{ sid: old.sid, stream_id: 'S', seq: 3 }]);
+        expect(await store.forgetDeletedSensors(2000, 100)).toEqual([old.sid]);
+        expect(await store.getSensor(old.sid)).toBeNull();
+        expect(await store.getSensorTags(old.sid, 0)).toEqual([]);
+        expect(await store.getSequenceMark(old.sid)).toBeNull();
+        // The notice went with it: a new claim wins at once.
+        expect(await store.claimSensorNotice(old.sid, 'deleted_sensor', 1501, 1e9)).toBe(true);
+        expect((await store.queryTimeline({ oid: a.oid, sid: old.sid, start: 0, end: FAR, limit: 10 })).events).toEqual([e.json]);
+        expect(await store.getSensor(recent.sid)).not.toBeNull();
+        expect(await store.getSensor(live.sid)).not.toBeNull();
+        expect(await store.forgetDeletedSensors(2000, 100)).toEqual([]);
+        expect(await store.forgetDeletedSensors(6000, 100)).toEqual([recent.sid]);
       });
     });
 
@@ -551,6 +626,29 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         expect((await store.queryTimeline({ oid, sid, start: 0, end: FAR, limit: 10, eventType: 'NEW_PROCESS' })).events).toEqual([mine.json]);
         expect((await store.queryTimeline({ oid: randomUUID(), sid, start: 0, end: FAR, limit: 10 })).events).toEqual([]);
         expect((await store.queryTimeline({ oid, sid: randomUUID(), start: 0, end: FAR, limit: 10 })).events).toEqual([]);
+      });
+
+      it('reads an org\'s platform stream by time, paged, leaving telemetry and other orgs out', async () => {
+        const deployment = (t: number, o = oid) => event(o, sid, t, { event_type: 'enrollment', stream: 'deployment' });
+        const orgLevel = { ...event(oid, null, 15, { event_type: 'quota_changed' }), stream: 'deployment' };
+        const telemetry = event(oid, sid, 12);
+        const audit = event(oid, null, 13, { event_type: 'api_call', stream: 'audit' });
+        const tied = [deployment(20), deployment(20), deployment(20)];
+        const first = deployment(10);
+        await store.appendEvents([first, telemetry, audit, orgLevel, deployment(11, otherOid), ...tied, { ...event(oid, sid, 14), stream: 'event' }], []);
+        const all: string[] = [];
+        let cursor: string | undefined;
+        for (;;) {
+          const page = await store.queryStream({ oid, stream: 'deployment', start: 0, end: FAR, limit: 2, cursor });
+          all.push(...page.events);
+          if (!page.nextCursor) break;
+          cursor = page.nextCursor;
+        }
+        expect(all).toEqual([first, orgLevel, ...tied].map((e) => e.json));
+        const backward = await store.queryStream({ oid, stream: 'deployment', start: 15, end: 20, limit: 10, forward: false });
+        expect(backward.events.map(idOf)).toEqual([...tied].reverse().map((e) => e.event_id).concat([orgLevel.event_id]));
+        expect((await store.queryStream({ oid, stream: 'audit', start: 0, end: FAR, limit: 10 })).events).toEqual([audit.json]);
+        expect((await store.queryStream({ oid, stream: 'event', start: 0, end: FAR, limit: 10 })).events).toEqual([]);
       });
 
       it('accepts empty appends', async () => {

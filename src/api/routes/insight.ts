@@ -9,7 +9,7 @@ import { ApiError, badRequest } from '../errors.js';
 import { errors } from '../schemas.js';
 
 /** Largest accepted time value: 9999-12-31T23:59:59Z in Unix seconds. */
-const MAX_TIME_S = 253_402_300_799;
+export const MAX_TIME_S = 253_402_300_799;
 export const MAX_EVENTS_PER_PAGE = 10_000;
 
 export function registerInsightRoutes(app: ApiApp, ctx: ApiContext): void {

@@ -8,8 +8,8 @@ import type { Store } from '../../store/store.js';
 import { principalOf, requireOrg, requireRoot } from '../auth.js';
 import type { ApiApp, ApiContext } from '../context.js';
 import { conflict, forbidden, notFound } from '../errors.js';
-import { ApiKeySchema, DeletedResponse, errors, OidParams, OrgSchema, Role, Uuid } from '../schemas.js';
-import { apiKeyView, orgView } from '../views.js';
+import { ApiKeySchema, DeletedResponse, errors, OidParams, OrgSchema, QuotaInput, Role, Uuid } from '../schemas.js';
+import { apiKeyView, orgView, parseQuota } from '../views.js';
 
 const Name = (what: string) => Type.String({ minLength: 1, maxLength: 128, pattern: '\\S', description: what });
 
@@ -62,7 +62,7 @@ export function registerOrgRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Create an organization (root keys only); returns its first admin API key and installation key, shown once',
       body: Type.Object({
         name: Name('Organization name, unique (case-insensitive)'),
-        quota: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'Most sensors online at once; omit or null for unlimited' })),
+        quota: Type.Optional(QuotaInput),
       }),
       response: {
         201: Type.Object({
@@ -81,7 +81,7 @@ export function registerOrgRoutes(app: ApiApp, ctx: ApiContext): void {
     const existing = await ctx.store.listOrgs();
     if (existing.some((o) => o.name.toLowerCase() === name.toLowerCase())) throw conflict(`an organization named "${name}" already exists`);
     const now = ctx.now();
-    const org: Org = { oid: newId(), name, quota: request.body.quota ?? null, created: now };
+    const org: Org = { oid: newId(), name, quota: request.body.quota === undefined ? null : parseQuota(request.body.quota, 'quota'), created: now };
     await ctx.store.createOrg(org);
     const api = newToken();
     await ctx.store.createApiKey({ key_id: api.id, oid: org.oid, name: 'admin', role: 'admin', secret_hash: api.hash, created: now });

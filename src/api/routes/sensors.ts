@@ -3,7 +3,7 @@
 import { Type } from 'typebox';
 import { isUuid } from '../../domain/ids.js';
 import type { SensorRecord } from '../../domain/records.js';
-import { CloseCode } from '../../protocol/close-codes.js';
+import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { InvalidCursorError } from '../../store/errors.js';
 import { loadSensor, principalOf, requireOrg } from '../auth.js';
 import type { ApiApp, ApiContext } from '../context.js';
@@ -28,7 +28,10 @@ function decodeOnlineCursor(cursor: string): string {
 }
 
 export function registerSensorRoutes(app: ApiApp, ctx: ApiContext): void {
-  const listItem = (s: SensorRecord) => ({ ...sensorView(s), is_online: ctx.presence.isOnline(s.sid) });
+  const listItem = (s: SensorRecord) => {
+    const online = ctx.presence.isOnline(s.sid);
+    return { ...sensorView(s, online), is_online: online };
+  };
 
   async function refreshTags(sid: string): Promise<ReturnType<typeof tagsView>> {
     const tags = await ctx.store.getSensorTags(sid, ctx.now());
@@ -102,7 +105,7 @@ export function registerSensorRoutes(app: ApiApp, ctx: ApiContext): void {
   }, async (request) => {
     const sensor = await loadSensor(ctx, request, request.params.sid);
     const session = ctx.presence.session(sensor.sid);
-    return { info: sensorView(sensor), is_online: session !== undefined, online: onlineView(session) };
+    return { info: sensorView(sensor, session !== undefined), is_online: session !== undefined, online: onlineView(session) };
   });
 
   app.delete('/v1/:sid', {
@@ -115,7 +118,7 @@ export function registerSensorRoutes(app: ApiApp, ctx: ApiContext): void {
   }, async (request) => {
     const sensor = await loadSensor(ctx, request, request.params.sid);
     if (sensor.deleted === null) await ctx.store.setSensorDeleted(sensor.sid, ctx.now());
-    const disconnected = ctx.presence.disconnect(sensor.sid, CloseCode.deleted, 'sensor deleted; denied-for=720h0m0s');
+    const disconnected = ctx.presence.disconnect(sensor.sid, CloseCode.deleted, `sensor deleted by an operator; denied-for=${DENIED_FOR}`);
     ctx.logger.info({ oid: sensor.oid, sid: sensor.sid, disconnected, by: principalOf(request).key_id }, 'sensor deleted');
     return { deleted: true, sid: sensor.sid, disconnected };
   });

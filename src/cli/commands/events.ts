@@ -1,5 +1,6 @@
-// `picket events --sid <sid>`: a sensor's timeline, paged through the API's cursors. The same command holds
-// the offline catalogue subcommands (`picket events schema`, `picket events validate`).
+// `picket events --sid <sid>`: a sensor's timeline, and `picket events --stream deployment`: an
+// organization's platform stream, paged through the API's cursors. The same command holds the offline
+// catalogue subcommands (`picket events schema`, `picket events validate`).
 import type { Command } from 'commander';
 import { addConnectionOptions, ApiClient, intArg, type ApiTimeline, type ConnectionOptions } from '../api-client.js';
 import { isoTime, out, summarizePayload } from '../output.js';
@@ -7,6 +8,7 @@ import { registerCatalogueCommands } from './events-catalogue.js';
 
 interface EventsOptions extends ConnectionOptions {
   sid?: string;
+  stream?: string;
   start: string;
   end: string;
   type?: string;
@@ -47,8 +49,9 @@ function timeOption(flag: string, value: string): number {
 export function registerEventsCommand(program: Command): void {
   const events = program
     .command('events')
-    .description("Print a sensor's events (with --sid), or work with the event catalogue (schema, validate).")
+    .description("Print a sensor's events (--sid) or an organization's platform stream (--stream), or work with the event catalogue (schema, validate).")
     .option('--sid <sid>', 'sensor id whose timeline to print')
+    .option('--stream <stream>', 'platform stream to print instead: deployment, audit, artifact, billing, schedule')
     .option('--start <time>', 'from this time: ISO 8601, Unix seconds, "now" or relative (-1h, -30m, -7d)', '-24h')
     .option('--end <time>', 'until this time (same forms)', 'now')
     .option('--type <event_type>', 'only events of this type (case-sensitive, e.g. NEW_PROCESS, CONNECTED, enrollment)')
@@ -60,6 +63,7 @@ export function registerEventsCommand(program: Command): void {
       'Examples:',
       '  picket events --sid <sid>                          # last 24 hours, oldest first',
       '  picket events --sid <sid> --start -1h --type DNS_REQUEST',
+      '  picket events --stream deployment --start -7d       # enrollments, refusals, clones, crashes, quota changes',
       '  picket events --sid <sid> --start 2024-05-01T00:00:00Z --end 2024-05-02T00:00:00Z --json > day.ndjson',
       '  picket events schema                               # the event catalogue as JSON',
       '  picket events --sid <sid> --json | picket events validate --produced',
@@ -68,7 +72,8 @@ export function registerEventsCommand(program: Command): void {
 
   events.action(async (opts: EventsOptions, cmd: Command) => {
     if (cmd.args.length > 0) throw new Error(`unknown events subcommand "${cmd.args[0]}" (see picket events --help)`);
-    if (!opts.sid) throw new Error('--sid <sid> is required to print a timeline (or use a subcommand: schema, validate; see picket events --help)');
+    if (!opts.sid && !opts.stream) throw new Error('--sid <sid> or --stream <stream> is required to print events (or use a subcommand: schema, validate; see picket events --help)');
+    if (opts.sid && opts.stream) throw new Error('give either --sid or --stream, not both');
     const start = timeOption('--start', opts.start);
     const end = timeOption('--end', opts.end);
     if (start > end) throw new Error(`--start (${isoTime(start * 1000)}) is after --end (${isoTime(end * 1000)})`);
@@ -77,24 +82,28 @@ export function registerEventsCommand(program: Command): void {
     let printed = 0;
     let cursor: string | null = '-';
     while (cursor !== null && printed < opts.limit) {
-      const page: ApiTimeline = await api.get<ApiTimeline>(`/v1/insight/${oid}/${encodeURIComponent(opts.sid)}`, {
+      const route = opts.stream ? `/v1/insight/${oid}/stream/${encodeURIComponent(opts.stream)}` : `/v1/insight/${oid}/${encodeURIComponent(opts.sid!)}`;
+      const page: ApiTimeline = await api.get<ApiTimeline>(route, {
         start,
         end,
-        event_type: opts.type,
+        event_type: opts.stream ? undefined : opts.type,
         limit: Math.min(MAX_PAGE, opts.limit - printed),
         cursor,
         is_forward: !opts.reverse,
       });
       const lines: string[] = [];
       for (const e of page.events) {
+        // Stream reads have no server-side type filter; the type is matched here.
+        if (opts.stream && opts.type !== undefined && e.routing.event_type !== opts.type) continue;
         if (opts.json) lines.push(JSON.stringify(e));
+        else if (opts.stream) lines.push(`${isoTime(e.routing.event_time)}  ${e.routing.event_type}  ${(e.routing as { sid?: string }).sid ?? '-'}  ${summarizePayload(e.event)}`.trimEnd());
         else lines.push(`${isoTime(e.routing.event_time)}  ${e.routing.event_type}  ${summarizePayload(e.event ?? (e as Record<string, unknown>).record)}`.trimEnd());
       }
       if (lines.length > 0) out(lines.join('\n'));
-      printed += page.events.length;
+      printed += lines.length;
       cursor = page.next_cursor;
     }
-    if (!opts.json && printed === 0) process.stderr.write(`no events for sensor ${opts.sid} between ${isoTime(start * 1000)} and ${isoTime(end * 1000 + 999)}${opts.type ? ` of type ${opts.type}` : ''}\n`);
+    if (!opts.json && printed === 0) process.stderr.write(`no events ${opts.stream ? `in the ${opts.stream} stream` : `for sensor ${opts.sid}`} between ${isoTime(start * 1000)} and ${isoTime(end * 1000 + 999)}${opts.type ? ` of type ${opts.type}` : ''}\n`);
     if (cursor !== null) process.stderr.write(`(stopped at --limit ${opts.limit}; more events match)\n`);
   });
 

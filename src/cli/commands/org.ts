@@ -1,4 +1,4 @@
-// `picket org info|list|create` and `picket org api-keys list|create|delete`.
+// `picket org info|list|create|quota` and `picket org api-keys list|create|delete`.
 import { InvalidArgumentError, type Command } from 'commander';
 import { addConnectionOptions, ApiClient, intArg, type ApiKeyInfo, type ApiOrg, type ConnectionOptions } from '../api-client.js';
 import { isoTime, out, printFields, printJson, printTable } from '../output.js';
@@ -9,6 +9,21 @@ interface JsonOption extends ConnectionOptions {
 
 interface CreateOrgOptions extends JsonOption {
   quota?: number;
+}
+
+interface QuotaOptions extends JsonOption {
+  org?: string;
+}
+
+interface QuotaUsage {
+  usage: number;
+  quota?: number;
+  breakdown: Record<string, { count: number; weight: number; quota: number }>;
+}
+
+function quotaArg(value: string): string {
+  if (!/^(\d{1,9}|unlimited)$/.test(value)) throw new InvalidArgumentError('expected a number of sensors, or "unlimited"');
+  return value;
 }
 
 interface CreateKeyOptions extends JsonOption {
@@ -84,6 +99,34 @@ export function registerOrgCommand(program: Command): void {
     out('Shown only now, keep them:');
     out(`  Admin API key:     ${res.api_key}`);
     out(`  Installation key:  ${res.installation_key}`);
+  });
+
+  addConnectionOptions(
+    org
+      .command('quota')
+      .description('Show sensors online against the quota; with a value, set the quota (root keys; emits quota_changed). Lowering it disconnects nobody.')
+      .argument('[quota]', 'new quota: most sensors online at once, or "unlimited"', quotaArg)
+      .option('--org <oid>', 'organization to act on (root keys; default: the API key\'s own)')
+      .option('--json', 'print the API response'),
+  ).action(async (value: string | undefined, opts: QuotaOptions) => {
+    const api = ApiClient.fromOptions(opts);
+    const oid = opts.org ?? (await api.oid());
+    if (value !== undefined) {
+      const res = await api.post<{ oid: string; old_quota: number | null; new_quota: number | null; changed: boolean }>(`/v1/orgs/${encodeURIComponent(oid)}/quota`, {
+        quota: value === 'unlimited' ? null : Number(value),
+      });
+      const label = (q: number | null): string => (q === null ? 'unlimited' : String(q));
+      if (opts.json) printJson(res);
+      else out(res.changed ? `quota of ${res.oid}: ${label(res.old_quota)} -> ${label(res.new_quota)}` : `quota of ${res.oid} already ${label(res.new_quota)}`);
+      return;
+    }
+    const usage = await api.get<QuotaUsage>(`/v1/quota_usage/${encodeURIComponent(oid)}`);
+    if (opts.json) {
+      printJson(usage);
+      return;
+    }
+    out(`${usage.usage} online of ${usage.quota ?? 'unlimited'}`);
+    printTable(['PLATFORM', 'ONLINE', 'WEIGHT', 'USES'], Object.entries(usage.breakdown).map(([name, b]) => [name, String(b.count), String(b.weight), String(b.quota)]), 'no sensor online');
   });
 
   const apiKeys = org.command('api-keys').description('Manage the API keys of your organization.');

@@ -1,4 +1,4 @@
-// `picket sensors list|get|delete|tag`: the fleet of the API key's organization.
+// `picket sensors list|get|delete|undelete|reenroll|tag`: the fleet of the API key's organization.
 import type { Command } from 'commander';
 import { addConnectionOptions, ApiClient, intArg, type ApiSensor, type ApiSensorDetail, type ApiSensorPage, type ApiTags, type ConnectionOptions } from '../api-client.js';
 import { archLabel, isoTime, out, platformLabel, printFields, printJson, printTable, yesNo } from '../output.js';
@@ -32,7 +32,7 @@ function sensorRow(s: ApiSensor): string[] {
     s.hostname,
     platformLabel(s.plat),
     archLabel(s.arch),
-    s.deleted ? 'deleted' : yesNo(s.is_online ?? false),
+    s.state,
     s.tags.join(',') || '-',
     isoTime(s.enroll_ts),
     isoTime(s.alive_ts),
@@ -56,7 +56,7 @@ export function registerSensorsCommand(program: Command): void {
   addConnectionOptions(
     sensors
       .command('list')
-      .description('List sensors: sid, hostname, platform, architecture, online, tags, enrolled and last-seen times.')
+      .description('List sensors: sid, hostname, platform, architecture, state (online, offline, refused, deleted), tags, enrolled and last-seen times.')
       .option('--hostname <prefix>', 'only sensors whose hostname starts with this (case-insensitive)')
       .option('--online', 'only sensors online now')
       .option('--deleted', 'include deleted sensors')
@@ -85,7 +85,7 @@ export function registerSensorsCommand(program: Command): void {
     if (opts.json) {
       printJson(found);
     } else {
-      printTable(['SID', 'HOSTNAME', 'PLATFORM', 'ARCH', 'ONLINE', 'TAGS', 'ENROLLED', 'ALIVE'], found.map(sensorRow), 'no sensors');
+      printTable(['SID', 'HOSTNAME', 'PLATFORM', 'ARCH', 'STATE', 'TAGS', 'ENROLLED', 'ALIVE'], found.map(sensorRow), 'no sensors');
     }
     if (more) process.stderr.write(`(showing the first ${found.length} sensors; use --limit <n> or --all for more)\n`);
   });
@@ -93,7 +93,7 @@ export function registerSensorsCommand(program: Command): void {
   addConnectionOptions(
     sensors
       .command('get')
-      .description('Show one sensor: its record and whether it is online now.')
+      .description('Show one sensor: its record, its state and why (refused over quota or as a clone, deleted), its last issue, and whether it is online now.')
       .argument('<sid>', 'sensor id')
       .option('--json', 'print the API response ({info, is_online, online})'),
   ).action(async (sid: string, opts: JsonOption) => {
@@ -107,6 +107,9 @@ export function registerSensorsCommand(program: Command): void {
     printFields([
       ['sid', s.sid],
       ['hostname', s.hostname],
+      ['state', s.state_reason ? `${s.state}: ${s.state_reason}` : s.state],
+      ['last issue', s.last_issue ? `${s.last_issue.kind} at ${isoTime(s.last_issue.at_ts)}: ${s.last_issue.reason}` : '-'],
+      ['re-enroll order', s.reenroll_order ? `pending for ${s.reenroll_order.hostname ?? 'the next copy to connect'} since ${isoTime(s.reenroll_order.at_ts)}` : '-'],
       ['online', res.is_online ? `yes, since ${res.online.connected_at ?? '?'} from ${res.online.ext_ip ?? '?'}` : 'no'],
       ['platform', `${platformLabel(s.plat)} (0x${s.plat.toString(16).padStart(8, '0')})`],
       ['architecture', `${archLabel(s.arch)} (${s.arch})`],
@@ -137,6 +140,33 @@ export function registerSensorsCommand(program: Command): void {
     const res = await api.delete<{ deleted: boolean; sid: string; disconnected: boolean }>(`/v1/${encodeURIComponent(sid)}`);
     if (opts.json) printJson(res);
     else out(`sensor ${res.sid} deleted${res.disconnected ? ' (its live session was closed)' : ''}`);
+  });
+
+  addConnectionOptions(
+    sensors
+      .command('undelete')
+      .description('Lift a deleted sensor\'s ban: it is let in with the same sid when it next connects.')
+      .argument('<sid>', 'sensor id')
+      .option('--json', 'print the API response'),
+  ).action(async (sid: string, opts: JsonOption) => {
+    const api = ApiClient.fromOptions(opts);
+    const res = await api.post<{ undeleted: boolean; sid: string }>(`/v1/${encodeURIComponent(sid)}/undelete`);
+    if (opts.json) printJson(res);
+    else out(res.undeleted ? `sensor ${res.sid} undeleted` : `sensor ${res.sid} was not deleted`);
+  });
+
+  addConnectionOptions(
+    sensors
+      .command('reenroll')
+      .description('Order a copy of a sensor (a clone) to drop its identity and enroll as a new sensor with a new sid.')
+      .argument('<sid>', 'sensor id')
+      .option('--hostname <name>', 'the copy to re-enroll, by hostname (default: the live session, or whichever copy connects next)')
+      .option('--json', 'print the API response'),
+  ).action(async (sid: string, opts: JsonOption & { hostname?: string }) => {
+    const api = ApiClient.fromOptions(opts);
+    const res = await api.post<{ sid: string; hostname: string | null; delivered: boolean }>(`/v1/${encodeURIComponent(sid)}/reenroll`, opts.hostname !== undefined ? { hostname: opts.hostname } : {});
+    if (opts.json) printJson(res);
+    else out(`re-enroll of ${res.hostname ?? 'sensor'} ${res.sid}: ${res.delivered ? 'told its live session now' : 'ordered for its next connection'}`);
   });
 
   addConnectionOptions(

@@ -4,6 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { EventWriter } from '../../pipeline/event-writer.js';
 import type { AliveTracker } from '../../services/alive-tracker.js';
+import type { RefusalBackoff } from '../../services/refusal-backoff.js';
 import type { Store } from '../../store/store.js';
 import type { SessionRegistry } from './session-registry.js';
 
@@ -13,6 +14,8 @@ export interface GatewayContext {
   writer: EventWriter;
   registry: SessionRegistry;
   alive: AliveTracker;
+  /** Growing retry-after for sensors refused over quota or as a clone. */
+  refusals: RefusalBackoff;
   metrics: Metrics;
   logger: Logger;
   now(): number;

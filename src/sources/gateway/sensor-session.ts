@@ -7,10 +7,13 @@ import { isCloudProduced, lookupEvent, validatePayload } from '../../catalogue/i
 import { newId } from '../../domain/ids.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import { RoutingTemplate } from '../../pipeline/envelope.js';
-import { CloseCode } from '../../protocol/close-codes.js';
+import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../../protocol/codec.js';
-import { PROTOCOL_VERSIONS, type EventsMessage, type HelloMessage, type ServerMessage, type WelcomeMessage } from '../../protocol/messages.js';
-import { AdmissionError, admitSensor } from '../../services/sensor-admission.js';
+import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type EventsMessage, type HelloMessage, type ServerMessage, type WelcomeMessage } from '../../protocol/messages.js';
+import type { Org, SensorIssue } from '../../domain/records.js';
+import { decideAdmission, type AdmissionVerdict } from '../../services/admission-policy.js';
+import { AdmissionError, authenticateSensor, hostFromHello, type Admission } from '../../services/sensor-admission.js';
+import { deletedSensorEvent, sensorCloneEvent, sensorCrashEvent, sensorOverQuotaEvent } from '../platform/deployment-events.js';
 import { connectedEvent, disconnectedEvent, enrollmentEvent } from '../platform/lifecycle-events.js';
 import type { GatewayContext } from './gateway-context.js';
 import { checkSensorMessage } from './message-validator.js';
@@ -21,10 +24,17 @@ type State = 'awaiting-hello' | 'admitting' | 'open' | 'closed';
 /** Smallest plausible event_time in ms (2001-09-09): anything lower is a sensor sending seconds. */
 const MIN_EVENT_TIME_MS = 1e12;
 
+/** Rate limits of refusal events (decisions.md §3): at most one per sensor per window. */
+export const OVER_QUOTA_NOTICE_WINDOW_MS = 10 * 60_000;
+export const DELETED_NOTICE_WINDOW_MS = 24 * 3600_000;
+export const CLONE_NOTICE_WINDOW_MS = 10 * 60_000;
+
 export class SensorSession implements RegisteredSession {
   sid = '';
   oid = '';
   connected_at = 0;
+  hostname = '';
+  fingerprint = '';
   readonly ext_ip: string;
   /** Last time anything (frame or pong) arrived, ms. */
   lastSeen: number;
@@ -76,7 +86,7 @@ export class SensorSession implements RegisteredSession {
   close(code: number, reason: string): void {
     if (this.closeReason === null) this.closeReason = reasonForCode(code, reason);
     // Errors get a full explanation first; the close reason itself is limited to 123 bytes.
-    if (code >= 4000 || code === CloseCode.tryAgainLater) this.send({ t: 'error', code, message: reason });
+    if (code >= 4000 || code === CloseCode.tryAgainLater) this.send({ t: 'error', code, message: reason, ...(code === CloseCode.deleted ? { denied_for: DENIED_FOR } : {}) });
     this.ws.close(code, truncateReason(reason));
   }
 
@@ -135,12 +145,18 @@ export class SensorSession implements RegisteredSession {
     // Nothing may arrive before the welcome; stop reading while admission runs.
     this.ws.pause();
     const now = this.ctx.now();
-    let admission;
+    let admission: Admission;
+    let org: Org | null;
+    let tags: string[];
     try {
-      admission = await admitSensor(this.ctx.store, hello, this.ext_ip, now);
+      admission = await authenticateSensor(this.ctx.store, hello, this.ext_ip, now);
+      [org, tags] = await Promise.all([
+        this.ctx.store.getOrg(admission.sensor.oid),
+        this.ctx.store.getSensorTags(admission.sensor.sid, now).then((t) => t.map((x) => x.tag)),
+      ]);
     } catch (err) {
       this.ws.resume();
-      if (err instanceof AdmissionError) return this.fail(err.closeCode, err.message, err.closeCode === CloseCode.deleted ? 'deleted' : 'unauthorized');
+      if (err instanceof AdmissionError) return this.fail(err.closeCode, err.message, err.closeCode === CloseCode.reenroll ? 'unknown_sensor' : 'unauthorized');
       this.ctx.logger.error({ err }, 'sensor admission failed');
       return this.fail(CloseCode.tryAgainLater, 'server error during admission; retry later', 'admission_error');
     }
@@ -148,30 +164,56 @@ export class SensorSession implements RegisteredSession {
     const sensor = admission.sensor;
     this.sid = sensor.sid;
     this.oid = sensor.oid;
-    this.connected_at = now;
+    this.hostname = hello.host.hostname;
+    this.fingerprint = hello.host.fingerprint;
     this.streamId = hello.stream_id;
-    const tags = (await this.ctx.store.getSensorTags(sensor.sid, now)).map((t) => t.tag);
     this.template = new RoutingTemplate({
       oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: hello.host.plat, arch: hello.host.arch,
       hostname: hello.host.hostname, ext_ip: this.ext_ip, int_ip: hello.host.int_ip, tags,
     });
-
-    // A previous session of this sensor may still have a batch being committed; its mark must be read after it.
-    const previous = this.ctx.registry.add(this);
-    if (previous) previous.close(CloseCode.replaced, 'replaced by a newer session of the same sensor');
-    await this.ctx.commitsOf(sensor.sid);
-    if (this.isClosed()) return;
-    const mark = await this.ctx.store.getSequenceMark(sensor.sid);
-    this.storedSeqAtWelcome = mark && mark.stream_id === this.streamId ? mark.seq : 0;
-    this.lastSeq = this.storedSeqAtWelcome;
-    if (this.isClosed()) return;
-
     const lifecycle: PipelineEvent[] = [];
     if (admission.enrolledSecret) {
       this.ctx.metrics.enrollments.inc();
       lifecycle.push(enrollmentEvent(this.template, now));
     }
-    lifecycle.push(connectedEvent(this.template, { hostname: hello.host.hostname, isSegregated: hello.host.is_segregated, kernel: hello.host.kernel, mac: hello.host.mac }, now));
+
+    // Decision and registration in one synchronous step: no other hello can be counted in between.
+    const live = this.ctx.registry.get(sensor.sid);
+    const verdict = decideAdmission({
+      sensor, presented: { hostname: hello.host.hostname, fingerprint: hello.host.fingerprint }, enrolled: admission.enrolledSecret !== undefined,
+      live, onlineInOrg: this.ctx.registry.onlineCount(sensor.oid), quota: org?.quota ?? null,
+    });
+    if (verdict.kind !== 'admit') {
+      this.ws.resume();
+      return this.refuse(verdict, admission, lifecycle, now);
+    }
+    this.ctx.registry.add(this);
+    if (live) live.close(CloseCode.replaced, 'replaced by a newer session of the same sensor');
+    this.ctx.refusals.admitted(sensor.sid);
+    this.connected_at = now;
+
+    try {
+      await this.ctx.store.updateSensorHost(sensor.sid, hostFromHello(hello, this.ext_ip), now);
+      if (verdict.offlineCloneOf !== null) {
+        const reason = `host "${this.hostname}" (another host fingerprint) presented this sensor id, last seen on "${verdict.offlineCloneOf}" (a clone?)`;
+        await this.ctx.store.recordSensorIssue(sensor.sid, { kind: 'clone', reason, at: now });
+        lifecycle.push(...(await this.cloneNotice(verdict.offlineCloneOf, now)));
+      }
+      // A previous session of this sensor may still have a batch being committed; its mark must be read after it.
+      await this.ctx.commitsOf(sensor.sid);
+      if (this.isClosed()) return;
+      const mark = await this.ctx.store.getSequenceMark(sensor.sid);
+      this.storedSeqAtWelcome = mark && mark.stream_id === this.streamId ? mark.seq : 0;
+      this.lastSeq = this.storedSeqAtWelcome;
+      lifecycle.push(connectedEvent(this.template, { hostname: hello.host.hostname, isSegregated: hello.host.is_segregated, kernel: hello.host.kernel, mac: hello.host.mac }, now));
+      if (hello.crash) lifecycle.push(...(await this.crashNotice(hello.crash, now)));
+    } catch (err) {
+      this.ws.resume();
+      this.ctx.logger.error({ err, sid: sensor.sid }, 'sensor admission failed');
+      return this.fail(CloseCode.tryAgainLater, 'server error during admission; retry later', 'admission_error');
+    }
+    if (this.isClosed()) return;
+
     this.track(this.ctx.writer.submit(lifecycle)).catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not store CONNECTED'));
     this.ctx.alive.touch(sensor.sid, now);
 
@@ -192,6 +234,90 @@ export class SensorSession implements RegisteredSession {
     this.ctx.logger.info({ sid: sensor.sid, oid: sensor.oid, hostname: hello.host.hostname, ext_ip: this.ext_ip, enrolled: Boolean(admission.enrolledSecret) }, 'sensor connected');
     this.send(welcome);
     this.ws.resume();
+  }
+
+  /**
+   * Turns the sensor away (deleted, re-enroll ordered, clone, over quota): records the deployment event
+   * (rate-limited per sensor) and the sensor's issue, then closes with the code and, where it applies, the
+   * retry-after or ban the sensor must honour. A sensor enrolled by this very hello keeps its identity.
+   */
+  private async refuse(verdict: Exclude<AdmissionVerdict, { kind: 'admit' }>, admission: Admission, lifecycle: PipelineEvent[], now: number): Promise<void> {
+    const sid = admission.sensor.sid;
+    const events = lifecycle;
+    let error: ErrorMessage;
+    let issue: SensorIssue | null = null;
+    let metric: string;
+    try {
+      switch (verdict.kind) {
+        case 'deleted': {
+          if (await this.ctx.store.claimSensorNotice(sid, 'deleted_sensor', now, DELETED_NOTICE_WINDOW_MS)) events.push(deletedSensorEvent(this.template!, now));
+          error = { t: 'error', code: CloseCode.deleted, message: `sensor deleted by an operator; denied-for=${DENIED_FOR}`, denied_for: DENIED_FOR };
+          issue = { kind: 'deleted', reason: `refused: deleted by an operator (denied for ${DENIED_FOR})`, at: now };
+          metric = 'deleted';
+          break;
+        }
+        case 'reenroll': {
+          await this.ctx.store.setReenrollOrder(sid, null);
+          error = { t: 'error', code: CloseCode.reenroll, message: `re-enroll ordered by an operator for host "${this.hostname}": drop the identity and enroll again` };
+          metric = 'reenroll';
+          break;
+        }
+        case 'clone_conflict': {
+          const retry = this.ctx.refusals.refuse(sid, now);
+          const reason = `host "${this.hostname}" presented this sensor id while "${verdict.liveHostname}" holds a live session (a clone?)`;
+          events.push(...(await this.cloneNotice(verdict.liveHostname, now)));
+          error = { t: 'error', code: CloseCode.cloneConflict, message: `${reason}; retry-after=${retry}`, retry_after_s: retry };
+          issue = { kind: 'clone', reason: `${reason}; refused, retry after ${retry} s`, at: now };
+          metric = 'clone';
+          break;
+        }
+        case 'over_quota': {
+          const retry = this.ctx.refusals.refuse(sid, now);
+          if (await this.ctx.store.claimSensorNotice(sid, 'sensor_over_quota', now, OVER_QUOTA_NOTICE_WINDOW_MS)) events.push(sensorOverQuotaEvent(this.template!, now));
+          const reason = `organization at its quota of ${verdict.quota} sensor${verdict.quota === 1 ? '' : 's'} online`;
+          error = { t: 'error', code: CloseCode.overQuota, message: `${reason}; retry-after=${retry}`, retry_after_s: retry };
+          issue = { kind: 'over_quota', reason: `${reason}; refused, retry after ${retry} s`, at: now };
+          metric = 'over_quota';
+          break;
+        }
+      }
+      if (issue) await this.ctx.store.recordSensorIssue(sid, issue);
+    } catch (err) {
+      this.ctx.logger.error({ err, sid }, 'sensor refusal could not be recorded');
+      error = { t: 'error', code: CloseCode.tryAgainLater, message: 'server error during admission; retry later', retry_after_s: 5 };
+      metric = 'admission_error';
+    }
+    if (admission.enrolledSecret) {
+      const s = admission.sensor;
+      error.identity = { oid: s.oid, iid: s.iid, sid: s.sid, secret: admission.enrolledSecret };
+    }
+    if (events.length > 0) this.track(this.ctx.writer.submit(events)).catch((err: unknown) => this.ctx.logger.error({ err, sid }, 'could not store a deployment event'));
+    if (this.isClosed() || this.closeReason !== null) return;
+    this.ctx.metrics.sessionsRefused.inc({ reason: metric });
+    this.ctx.logger.warn({ sid, oid: admission.sensor.oid, hostname: this.hostname, ext_ip: this.ext_ip, code: error.code, reason: error.message }, 'sensor refused');
+    this.closeReason = reasonForCode(error.code, error.message);
+    this.send(error);
+    this.ws.close(error.code, truncateReason(error.message));
+  }
+
+  /** sensor_clone, at most once per sensor per notice window (the caller records the sensor's issue either way). */
+  private async cloneNotice(previousHostname: string, now: number): Promise<PipelineEvent[]> {
+    const sid = this.sid;
+    this.ctx.logger.warn({ sid, previous_hostname: previousHostname, new_hostname: this.hostname }, 'sensor id presented by another host (clone)');
+    if (!(await this.ctx.store.claimSensorNotice(sid, 'sensor_clone', now, CLONE_NOTICE_WINDOW_MS))) return [];
+    return [sensorCloneEvent(this.template!, { previous: previousHostname, current: this.hostname }, now)];
+  }
+
+  /** sensor_crash once per crash id, however often the report is resent. */
+  private async crashNotice(crash: CrashReport, now: number): Promise<PipelineEvent[]> {
+    if (!(await this.ctx.store.claimSensorNotice(this.sid, `crash:${crash.crash_id}`, now, Number.POSITIVE_INFINITY))) return [];
+    const where = `FILE_ID ${crash.file_id}, LINE_NUMBER ${crash.line_number}, THREAD_ID ${crash.thread_id}`;
+    this.ctx.logger.warn({ sid: this.sid, crash_id: crash.crash_id, crashed_at: crash.crashed_at, message: crash.message }, 'sensor reported a crash');
+    await this.ctx.store.recordSensorIssue(this.sid, {
+      kind: 'crash', reason: `crashed at ${new Date(crash.crashed_at).toISOString()} (${where})${crash.message ? `: ${crash.message.slice(0, 200)}` : ''}`, at: now,
+    });
+    this.ctx.metrics.sensorCrashes.inc();
+    return [sensorCrashEvent(this.template!, { fileId: crash.file_id, lineNumber: crash.line_number, threadId: crash.thread_id }, now)];
   }
 
   private onEvents(batch: EventsMessage): void {

@@ -3,6 +3,8 @@ import type { FleetPresence, LiveSessionInfo } from '../../services/presence.js'
 
 /** What the registry needs from a live session. */
 export interface RegisteredSession extends LiveSessionInfo {
+  /** Host fingerprint the live session presented ('' when the sensor sends none). */
+  fingerprint: string;
   close(code: number, reason: string): void;
   setTags(tags: string[]): void;
 }
@@ -40,13 +42,17 @@ export class SessionRegistry implements FleetPresence {
     return this.bySid.values();
   }
 
+  get(sid: string): RegisteredSession | undefined {
+    return this.bySid.get(sid);
+  }
+
   isOnline(sid: string): boolean {
     return this.bySid.has(sid);
   }
 
   session(sid: string): LiveSessionInfo | undefined {
     const s = this.bySid.get(sid);
-    return s ? { sid: s.sid, oid: s.oid, connected_at: s.connected_at, ext_ip: s.ext_ip } : undefined;
+    return s ? { sid: s.sid, oid: s.oid, connected_at: s.connected_at, ext_ip: s.ext_ip, hostname: s.hostname } : undefined;
   }
 
   onlineSids(oid: string): string[] {

@@ -5,7 +5,7 @@ import { newId } from '../../domain/ids.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import type { RoutingTemplate } from '../../pipeline/envelope.js';
 
-function sensorEvent(template: RoutingTemplate, eventType: string, stream: PipelineEvent['stream'], payload: unknown, now: number): PipelineEvent {
+export function sensorEvent(template: RoutingTemplate, eventType: string, stream: PipelineEvent['stream'], payload: unknown, now: number): PipelineEvent {
   const event_id = newId();
   const r = template.routing;
   return {

@@ -101,6 +101,36 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'deployment guards and platform streams',
+    sql: `
+      -- The stream of platform events (deployment, audit, billing, ...); NULL for sensor telemetry (the
+      -- "event" stream), so the partial index below never slows the telemetry insert path down.
+      ALTER TABLE events ADD COLUMN stream TEXT;
+      CREATE INDEX events_by_org_stream_time ON events(oid, stream, event_time) WHERE stream IS NOT NULL;
+
+      -- The last deployment issue of a sensor (refused over quota, as a clone, while deleted; crashed):
+      -- what an operator sees as the sensor's state and reason.
+      ALTER TABLE sensors ADD COLUMN issue_kind TEXT;
+      ALTER TABLE sensors ADD COLUMN issue_reason TEXT;
+      ALTER TABLE sensors ADD COLUMN issue_at INTEGER;
+      -- A pending re-enroll order: the copy (by hostname, or '' for whichever connects) must enroll anew.
+      ALTER TABLE sensors ADD COLUMN reenroll_hostname TEXT;
+      ALTER TABLE sensors ADD COLUMN reenroll_at INTEGER;
+      -- Finding the deleted sensors due to be forgotten.
+      CREATE INDEX sensors_deleted ON sensors(deleted) WHERE deleted IS NOT NULL;
+
+      -- Rate limits of deployment events ("at most once per sensor per window"): one row per sensor and
+      -- kind, claimed atomically with a conditional upsert, so that it also holds across cluster nodes.
+      CREATE TABLE sensor_notices (
+        sid  TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at   INTEGER NOT NULL,
+        PRIMARY KEY (sid, kind)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 const TRACKING_TABLE = `

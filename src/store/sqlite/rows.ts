@@ -1,6 +1,6 @@
 // Rows of the SQLite schema (migrations.ts) and their mapping to the domain records: booleans are stored
 // as 0/1, tag lists as JSON text, and a few columns are renamed to avoid SQL keywords (desc, by).
-import type { ApiKeyRecord, ApiKeyRole, InstallationKeyRecord, Org, SensorRecord, SensorTag } from '../../domain/records.js';
+import type { ApiKeyRecord, ApiKeyRole, InstallationKeyRecord, Org, SensorIssueKind, SensorRecord, SensorTag } from '../../domain/records.js';
 import type { SequenceMark } from '../store.js';
 
 export interface OrgRow {
@@ -48,6 +48,11 @@ export interface SensorRow {
   isolated: number;
   should_isolate: number;
   deleted: number | null;
+  issue_kind: string | null;
+  issue_reason: string | null;
+  issue_at: number | null;
+  reenroll_hostname: string | null;
+  reenroll_at: number | null;
   /** JSON array of the current tag names, sorted (computed by the query, see sqlite-store.ts). */
   tags_json: string;
 }
@@ -84,6 +89,8 @@ export function toSensor(row: SensorRow): SensorRecord {
     isolated: row.isolated !== 0,
     should_isolate: row.should_isolate !== 0,
     deleted: row.deleted,
+    issue: row.issue_kind !== null && row.issue_at !== null ? { kind: row.issue_kind as SensorIssueKind, reason: row.issue_reason ?? '', at: row.issue_at } : null,
+    reenroll: row.reenroll_at !== null ? { hostname: row.reenroll_hostname === '' ? null : row.reenroll_hostname, at: row.reenroll_at } : null,
     hostname: row.hostname,
     plat: row.plat,
     arch: row.arch,

@@ -3,9 +3,9 @@
 // become rejections). Statements are prepared once and cached by their SQL text; writes that touch
 // more than one row run in one IMMEDIATE transaction.
 import type Database from 'better-sqlite3';
-import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, SensorRecord, SensorTag } from '../../domain/records.js';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag } from '../../domain/records.js';
 import { StoreNotFoundError } from '../errors.js';
-import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, TimelinePage, TimelineQuery } from '../store.js';
+import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TimelinePage, TimelineQuery } from '../store.js';
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from './cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
@@ -13,7 +13,7 @@ import {
   bool, toApiKey, toInstallationKey, toOrg, toSensor, toSensorTag, toSequenceMark,
   type ApiKeyRow, type InstallationKeyRow, type OrgRow, type SensorRow, type SensorTagRow,
 } from './rows.js';
-import { timelineParams, timelineSql } from './timeline.js';
+import { streamParams, streamSql, timelineParams, timelineSql } from './timeline.js';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its WAL and shared-memory files beside it. */
@@ -106,9 +106,15 @@ export class SqliteStore implements Store {
     return (this.st('SELECT * FROM orgs ORDER BY created, oid').all() as OrgRow[]).map(toOrg);
   }
 
-  async setOrgQuota(oid: string, quota: number | null): Promise<void> {
-    const { changes } = this.st('UPDATE orgs SET quota = ? WHERE oid = ?').run(quota, oid);
-    if (changes === 0) throw new StoreNotFoundError(`no organization ${oid}`);
+  async setOrgQuota(oid: string, quota: number | null): Promise<number | null> {
+    const read = this.st('SELECT quota FROM orgs WHERE oid = ?');
+    const write = this.st('UPDATE orgs SET quota = ? WHERE oid = ?');
+    return this.tx(() => {
+      const row = read.get(oid) as { quota: number | null } | undefined;
+      if (!row) throw new StoreNotFoundError(`no organization ${oid}`);
+      write.run(quota, oid);
+      return row.quota;
+    });
   }
 
   // API keys
@@ -229,6 +235,39 @@ export class SqliteStore implements Store {
     if (changes === 0) throw new StoreNotFoundError(`no sensor ${sid}`);
   }
 
+  async recordSensorIssue(sid: string, issue: SensorIssue | null): Promise<void> {
+    this.st('UPDATE sensors SET issue_kind = ?, issue_reason = ?, issue_at = ? WHERE sid = ?')
+      .run(issue?.kind ?? null, issue?.reason ?? null, issue?.at ?? null, sid);
+  }
+
+  async setReenrollOrder(sid: string, order: ReenrollOrder | null): Promise<boolean> {
+    return this.st('UPDATE sensors SET reenroll_hostname = ?, reenroll_at = ? WHERE sid = ?')
+      .run(order ? (order.hostname ?? '') : null, order?.at ?? null, sid).changes > 0;
+  }
+
+  async claimSensorNotice(sid: string, kind: string, now: number, windowMs: number): Promise<boolean> {
+    // The upsert only overwrites a notice older than the window; `changes` says whether this call won.
+    const window = Math.min(windowMs, Number.MAX_SAFE_INTEGER);
+    return this.st(
+      'INSERT INTO sensor_notices (sid, kind, at) VALUES (?, ?, ?)' +
+        ' ON CONFLICT (sid, kind) DO UPDATE SET at = excluded.at WHERE excluded.at - sensor_notices.at >= ?',
+    ).run(sid, kind, now, window).changes > 0;
+  }
+
+  async clearSensorNotice(sid: string, kind: string): Promise<void> {
+    this.st('DELETE FROM sensor_notices WHERE sid = ? AND kind = ?').run(sid, kind);
+  }
+
+  async forgetDeletedSensors(deletedBefore: number, limit: number): Promise<string[]> {
+    const due = this.st('SELECT sid FROM sensors INDEXED BY sensors_deleted WHERE deleted IS NOT NULL AND deleted <= ? ORDER BY deleted LIMIT ?').pluck();
+    const deletes = ['sensor_tags', 'sequence_marks', 'sensor_notices', 'sensors'].map((t) => this.st(`DELETE FROM ${t} WHERE sid = ?`));
+    return this.tx(() => {
+      const sids = due.all(deletedBefore, pageSize(limit)) as string[];
+      for (const sid of sids) for (const d of deletes) d.run(sid);
+      return sids;
+    });
+  }
+
   // Tags
 
   async getSensorTags(sid: string, now: number): Promise<SensorTag[]> {
@@ -267,7 +306,7 @@ export class SqliteStore implements Store {
 
   /** The hot path: one IMMEDIATE transaction, one reused prepared insert per event, then the marks. */
   private buildAppend(): (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => void {
-    const insert = this.db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json) VALUES (?, ?, ?, ?, ?, ?)');
+    const insert = this.db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json, stream) VALUES (?, ?, ?, ?, ?, ?, ?)');
     // Same stream: only a higher seq moves the mark. Another stream_id (a sensor that lost its
     // buffer and started over) replaces it whatever its seq.
     const mark = this.db.prepare(
@@ -276,7 +315,11 @@ export class SqliteStore implements Store {
         ' WHERE sequence_marks.stream_id <> excluded.stream_id OR excluded.seq > sequence_marks.seq',
     );
     const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => {
-      for (const e of events) insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json);
+      for (const e of events) {
+        // Telemetry (the "event" stream) is read per sensor; only platform streams are indexed by stream.
+        const stream = e.stream === undefined || e.stream === null || e.stream === 'event' ? null : e.stream;
+        insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json, stream);
+      }
       for (const m of marks) mark.run(m.sid, m.stream_id, m.seq);
     });
     return (events, marks) => tx.immediate(events, marks);
@@ -294,13 +337,26 @@ export class SqliteStore implements Store {
     const forward = query.forward ?? true;
     const cursor = query.cursor !== undefined ? decodeTimelineCursor(query.cursor, forward) : null;
     const sql = timelineSql({ eventType: query.eventType !== undefined, forward, cursor: cursor !== null });
+    return this.readPage(sql, timelineParams(query, cursor, limit + 1), limit, forward);
+  }
+
+  async queryStream(query: StreamQuery): Promise<TimelinePage> {
+    const limit = pageSize(query.limit);
+    const forward = query.forward ?? true;
+    const cursor = query.cursor !== undefined ? decodeTimelineCursor(query.cursor, forward) : null;
+    const sql = streamSql({ forward, cursor: cursor !== null });
+    return this.readPage(sql, streamParams(query, cursor, limit + 1), limit, forward);
+  }
+
+  /** Runs a (seq, event_time, json) page query fetching limit + 1 rows; the extra row means "more". */
+  private readPage(sql: string, params: unknown[], limit: number, forward: boolean): TimelinePage {
     let stmt = this.statements.get(sql);
     if (!stmt) {
       // Raw mode (arrays, not objects): the cheapest way to get the rows out.
       stmt = this.db.prepare(sql).raw(true);
       this.statements.set(sql, stmt);
     }
-    const rows = stmt.all(...timelineParams(query, cursor, limit + 1)) as Array<[number, number, string]>;
+    const rows = stmt.all(...params) as Array<[number, number, string]>;
     const more = rows.length > limit;
     if (more) rows.length = limit;
     const events = rows.map((r) => r[2]);

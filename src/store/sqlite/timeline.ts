@@ -10,7 +10,7 @@
 //
 // A cursor narrows the range itself (the bound becomes the cursor's event_time) and only the rows tied
 // with it at that event_time are skipped by seq, so deep pages cost the same as the first one.
-import type { TimelineQuery } from '../store.js';
+import type { StreamQuery, TimelineQuery } from '../store.js';
 import type { TimelineCursor } from './cursor.js';
 
 export interface TimelineShape {
@@ -42,6 +42,30 @@ export function timelineParams(query: TimelineQuery, cursor: TimelineCursor | nu
     else end = Math.min(end, cursor.time);
   }
   params.push(start, end, query.oid);
+  if (cursor) params.push(cursor.time, cursor.seq);
+  params.push(fetch);
+  return params;
+}
+
+/** An organization's platform stream over a time range: one range scan of events_by_org_stream_time. */
+export function streamSql(shape: { forward: boolean; cursor: boolean }): string {
+  const dir = shape.forward ? 'ASC' : 'DESC';
+  const after = shape.forward ? '>' : '<';
+  return (
+    'SELECT seq, event_time, json FROM events INDEXED BY events_by_org_stream_time' +
+    ' WHERE oid = ? AND stream = ? AND event_time >= ? AND event_time <= ? AND stream IS NOT NULL' +
+    (shape.cursor ? ` AND (event_time ${after} ? OR seq ${after} ?)` : '') +
+    ` ORDER BY event_time ${dir}, seq ${dir} LIMIT ?`
+  );
+}
+
+export function streamParams(query: StreamQuery, cursor: TimelineCursor | null, fetch: number): unknown[] {
+  let { start, end } = query;
+  if (cursor) {
+    if (cursor.forward) start = Math.max(start, cursor.time);
+    else end = Math.min(end, cursor.time);
+  }
+  const params: unknown[] = [query.oid, query.stream, start, end];
   if (cursor) params.push(cursor.time, cursor.seq);
   params.push(fetch);
   return params;
