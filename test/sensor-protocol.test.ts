@@ -2,7 +2,7 @@
 // sends, how it reacts to acks, closes, control messages and outages. (sensor-session.test.ts runs it
 // against the real cloud.)
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { validatePayload } from '../src/catalogue/index.js';
 import { createLogger } from '../src/observability/logger.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../src/protocol/codec.js';
 import type { EventsMessage, HelloMessage, SensorEvent, ServerMessage, WelcomeMessage } from '../src/protocol/messages.js';
+import { CrashFile, crashFromError } from '../src/sensor/crash-record.js';
 import { ReferenceSensor, SensorFatalError, type ReferenceSensorOptions } from '../src/sensor/reference-sensor.js';
 import { waitFor } from './harness/wait.js';
 
@@ -23,6 +24,8 @@ interface FakeSession {
   encoding: Encoding;
   batches: EventsMessage[];
   closed: { code: number; reason: string; at: number } | null;
+  /** When its hello arrived, ms. */
+  openedAt: number;
   send(message: ServerMessage): void;
 }
 
@@ -39,8 +42,8 @@ class FakeCloud {
   readonly iid = randomUUID();
   batchMode: BatchMode = 'store-and-ack';
   welcome: Partial<WelcomeMessage> = {};
-  /** Refuses a hello: [code, reason]. */
-  refuse: ((hello: HelloMessage, attempt: number) => [number, string] | undefined) | null = null;
+  /** Refuses a hello: [code, reason, extra fields of the error message]. */
+  refuse: ((hello: HelloMessage, attempt: number) => [number, string, Record<string, unknown>?] | undefined) | null = null;
   port = 0;
   private wss: WebSocketServer | null = null;
   private attempts = 0;
@@ -84,7 +87,7 @@ class FakeCloud {
       const m = message as HelloMessage | EventsMessage;
       if (m.t === 'hello') {
         session = {
-          ws, hello: m, encoding, batches: [], closed: null,
+          ws, hello: m, encoding, batches: [], closed: null, openedAt: Date.now(),
           send: (msg) => ws.send(encodeFrame(msg, encoding)),
         };
         const s = session;
@@ -101,7 +104,7 @@ class FakeCloud {
   private onHello(s: FakeSession): void {
     const refusal = this.refuse?.(s.hello, ++this.attempts);
     if (refusal) {
-      s.send({ t: 'error', code: refusal[0], message: refusal[1] });
+      s.send({ t: 'error', code: refusal[0], message: refusal[1], ...refusal[2] });
       s.ws.close(refusal[0], refusal[1]);
       return;
     }
@@ -330,9 +333,55 @@ describe('reference sensor ↔ scripted cloud', () => {
     expect(cloud.sessions).toHaveLength(1);
     expect(logs.find((l) => l.msg === 'sensor disconnected')).toMatchObject({ code: 4003, retry_in_ms: null });
 
-    cloud.refuse = () => [4011, 'sensor deleted; denied-for=720h0m0s'];
-    const second = await startSensor(cloud);
-    await expect(second.done).rejects.toMatchObject({ code: 4011 });
+  });
+
+  it('while deleted it keeps running but only retries every deniedRetryMs, and is back with the same sid once let in', async () => {
+    const cloud = await startCloud();
+    const first = await startSensor(cloud);
+    await waitFor(() => first.sensor.isConnected, { message: 'enrolled' });
+    const sid = first.sensor.sid!;
+    await first.sensor.stop();
+    cloud.refuse = (_hello, attempt) => (attempt <= 3 ? [4011, 'sensor deleted by an operator; denied-for=720h0m0s', { denied_for: '720h0m0s' }] : undefined);
+    const { sensor, logs } = await startSensor(cloud, { stateDir: first.stateDir, deniedRetryMs: 300, reconnect: { baseMs: 20, capMs: 50, random: () => 0 } });
+    await waitFor(() => sensor.isConnected, { timeoutMs: 10_000, message: 'admitted after the undelete' });
+    expect(sensor.sid).toBe(sid);
+    const refusals = logs.filter((l) => l.code === 4011 && typeof l.retry_in_ms === 'number');
+    expect(refusals).toHaveLength(3);
+    expect(refusals.every((l) => l.denied_for === '720h0m0s' && (l.retry_in_ms as number) >= 300)).toBe(true);
+    // Three refused sessions spaced by the denied retry, not by the fast reconnect policy.
+    const refused = cloud.sessions.slice(-4, -1);
+    for (let i = 1; i < refused.length; i++) expect(refused[i]!.openedAt - refused[i - 1]!.closed!.at).toBeGreaterThanOrEqual(290);
+  });
+
+  it('keeps the identity a refusal hands over (enrolled over quota) and honours retry_after_s', async () => {
+    const cloud = await startCloud();
+    const given = { oid: cloud.oid, iid: cloud.iid, sid: randomUUID(), secret: randomUUID() };
+    cloud.secrets.set(given.sid, given.secret);
+    cloud.refuse = (_hello, attempt) => (attempt === 1 ? [4010, 'organization at its quota of 1 sensor online; retry-after=0.4', { retry_after_s: 0.4, identity: given }] : undefined);
+    const { sensor, stateDir } = await startSensor(cloud, { reconnect: { baseMs: 20, capMs: 50, random: () => 0 } });
+    await waitFor(() => sensor.isConnected, { message: 'admitted on the next try' });
+    expect(cloud.sessions[0]!.hello.auth).toHaveProperty('installation_key');
+    expect(cloud.sessions[1]!.hello.auth).toEqual({ sid: given.sid, secret: given.secret });
+    expect(sensor.sid).toBe(given.sid);
+    expect(JSON.parse(readFileSync(path.join(stateDir, 'identity.json'), 'utf8'))).toMatchObject({ sid: given.sid, secret: given.secret });
+    expect(cloud.sessions[1]!.openedAt - cloud.sessions[0]!.closed!.at).toBeGreaterThanOrEqual(390);
+  });
+
+  it('sends a pending crash in every hello until welcomed, then forgets it', async () => {
+    const cloud = await startCloud();
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'picket-sensor-proto-'));
+    const record = crashFromError(new Error('kaboom'));
+    new CrashFile(stateDir).writeSync(record);
+    cloud.refuse = (_hello, attempt) => (attempt === 1 ? [1013, 'try again later'] : undefined);
+    const { sensor } = await startSensor(cloud, { stateDir });
+    await waitFor(() => sensor.isConnected, { message: 'welcomed' });
+    const report = { crash_id: record.crash_id, file_id: record.file_id, line_number: record.line_number, thread_id: record.thread_id, crashed_at: record.crashed_at, message: 'Error: kaboom' };
+    expect(cloud.sessions[0]!.hello.crash).toEqual(report);
+    expect(cloud.sessions[1]!.hello.crash).toEqual(report);
+    await waitFor(() => !existsSync(path.join(stateDir, 'crash.json')), { message: 'crash record removed' });
+    cloud.sessions[1]!.ws.close(1001, 'server restarting');
+    await waitFor(() => cloud.sessions.length === 3 && sensor.isConnected, { message: 'reconnected' });
+    expect(cloud.sessions[2]!.hello.crash).toBeUndefined();
   });
 
   it('a sensor without identity and without key does not start', async () => {

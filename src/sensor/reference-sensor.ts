@@ -6,7 +6,9 @@ import { dataDropped, isCloudProduced, lookupEvent, shuttingDown, startingUp, sy
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { CloseCode, FATAL_CLOSE_CODES } from '../protocol/close-codes.js';
 import type { Encoding } from '../protocol/codec.js';
-import type { HostInfo, SensorEvent, TaskMessage, WelcomeMessage } from '../protocol/messages.js';
+import type { CrashReport, HostInfo, SensorEvent, TaskMessage, WelcomeMessage } from '../protocol/messages.js';
+import { CrashFile } from './crash-record.js';
+import { crashOnPurpose, type DebugCrashMode } from './debug-crash.js';
 import { EventBuffer, type DropReport } from './event-buffer.js';
 import { collectHostInfo } from './host-info.js';
 import { IdentityFile, type SensorIdentity } from './identity-file.js';
@@ -22,6 +24,8 @@ export interface ReferenceSensorOptions {
   installationKey?: string;
   /** Overrides the system host name. */
   hostname?: string;
+  /** Overrides the host fingerprint (machine id and MAC hash), e.g. for VDI clones. */
+  fingerprint?: string;
   /** Host description sent in hello; collected from the system when omitted. */
   host?: HostInfo;
   encoding?: Encoding;
@@ -40,7 +44,13 @@ export interface ReferenceSensorOptions {
   welcomeTimeoutMs?: number;
   /** While connected, how often drops made meanwhile are reported as DATA_DROPPED. */
   dropReportIntervalMs?: number;
+  /** While the sensor is deleted (4011), how long it waits between attempts (reference: 1 hour). */
+  deniedRetryMs?: number;
+  /** Debug switch: crash on purpose after the first welcome (protocol.md §3 "Crash reports"). */
+  debugCrash?: DebugCrashMode;
 }
+
+export const DEFAULT_DENIED_RETRY_MS = 3_600_000;
 
 /** The sensor was refused in a way retrying cannot fix (protocol.md §9: 4001, 4003, 4011, …). */
 export class SensorFatalError extends Error {
@@ -74,7 +84,6 @@ const EVENT_TYPE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const FATAL_HINTS: Record<number, string> = {
   [CloseCode.unsupportedVersion]: 'the cloud speaks no protocol version this sensor speaks: upgrade the sensor',
   [CloseCode.unauthorized]: 'the installation key is invalid, or this identity is unknown to the cloud: use a new key, or delete the identity file and enroll again',
-  [CloseCode.deleted]: 'this sensor was deleted by an operator; undelete it, or delete the identity file and enroll again',
 };
 
 const nowSec = (): number => Math.floor(Date.now() / 1000);
@@ -84,6 +93,7 @@ export class ReferenceSensor {
   readonly streamId = randomUUID();
   readonly buffer: EventBuffer;
   readonly identityFile: IdentityFile;
+  readonly crashFile: CrashFile;
   private readonly log: Logger;
   private readonly policy: ReconnectPolicy;
   private readonly encoding: Encoding;
@@ -91,7 +101,10 @@ export class ReferenceSensor {
   private readonly shutdownTimeoutMs: number;
   private readonly welcomeTimeoutMs: number;
   private readonly dropReportIntervalMs: number;
+  private readonly deniedRetryMs: number;
   private state: State = 'idle';
+  /** A crash of a previous process, sent in every hello until a welcome arrives. */
+  private pendingCrash: CrashReport | undefined;
   private identity: SensorIdentity | undefined;
   private url = '';
   private host: HostInfo | undefined;
@@ -116,6 +129,8 @@ export class ReferenceSensor {
     this.buffer = new EventBuffer({ maxEvents: options.bufferEvents ?? 100_000, maxBytes: options.bufferBytes ?? 64 * 1024 * 1024 });
     this.policy = new ReconnectPolicy(options.reconnect);
     this.identityFile = new IdentityFile(options.stateDir);
+    this.crashFile = new CrashFile(options.stateDir);
+    this.deniedRetryMs = options.deniedRetryMs ?? DEFAULT_DENIED_RETRY_MS;
   }
 
   /** The sensor id, once known (from the identity file or the first welcome). */
@@ -144,13 +159,16 @@ export class ReferenceSensor {
   async start(): Promise<{ done: Promise<void> }> {
     if (this.state !== 'idle') throw new Error('the sensor was already started');
     this.identity = await this.identityFile.load();
+    this.pendingCrash = this.crashFile.load(this.log);
+    if (this.pendingCrash) this.log.warn({ crash_id: this.pendingCrash.crash_id, crashed_at: this.pendingCrash.crashed_at, message: this.pendingCrash.message }, 'the previous run crashed; reporting it to the cloud');
     if (!this.identity && !this.options.installationKey) {
       throw new SensorConfigError(`no sensor identity in ${this.identityFile.path} and no installation key: start the sensor with --key <installation key> to enroll it`);
     }
     const url = this.options.url ?? this.identity?.url;
     if (!url) throw new SensorConfigError('no cloud URL: start the sensor with --url <cloud url>');
     this.url = gatewayUrl(url);
-    this.host = this.options.host ?? collectHostInfo(this.options.hostname !== undefined ? { hostname: this.options.hostname } : {});
+    const host = this.options.host ?? collectHostInfo(this.options.hostname !== undefined ? { hostname: this.options.hostname } : {});
+    this.host = this.options.fingerprint !== undefined ? { ...host, fingerprint: this.options.fingerprint } : host;
     if (this.identity && this.options.installationKey) this.log.debug({ sid: this.identity.sid }, 'identity present: the installation key is kept for re-enrollment only');
     this.state = 'running';
     const ts = nowSec();
@@ -236,6 +254,7 @@ export class ReferenceSensor {
         auth: this.auth(),
         host: this.host!,
         streamId: this.streamId,
+        crash: this.pendingCrash,
         buffer: this.buffer,
         logger: this.log,
         maxInflightBatches: this.maxInflight,
@@ -253,6 +272,8 @@ export class ReferenceSensor {
       this.clearTimers();
       this.notify();
       if (end.localError) throw end.localError;
+      // Enrolled by that hello but refused (over quota): the identity is ours now, exactly as from a welcome.
+      if (end.identity && end.identity.sid !== this.identity?.sid) await this.adoptIdentity(end.identity);
       if (this.state !== 'running') {
         this.log.info({ code: end.code, reason: end.reason, retry_in_ms: null }, 'sensor disconnected');
         return;
@@ -264,6 +285,13 @@ export class ReferenceSensor {
         throw new SensorFatalError(`the cloud refused the sensor (${end.code} ${reason}): ${FATAL_HINTS[end.code] ?? 'operator action needed'}`, end.code, reason);
       }
       if (end.reenroll) await this.dropIdentity();
+      if (end.code === CloseCode.deleted) {
+        // Deleted by an operator: stop hammering the cloud; come back rarely, in case of an undelete.
+        const delay = this.policy.nextDelayMs(this.deniedRetryMs);
+        this.log.warn({ code: end.code, reason, denied_for: end.deniedFor ?? null, retry_in_ms: delay, attempt: this.policy.attempts }, 'sensor deleted by an operator; retrying rarely until it is undeleted');
+        await this.sleep(delay);
+        continue;
+      }
       const delay = this.policy.nextDelayMs(this.retryFloorMs(end));
       const level = end.welcomed ? 'info' : 'warn';
       this.log[level]({ code: end.code, reason, retry_in_ms: delay, attempt: this.policy.attempts }, 'sensor disconnected');
@@ -278,7 +306,7 @@ export class ReferenceSensor {
 
   /** A delay the server asked for, or the policy's cap after being replaced (do not fight a clone). */
   private retryFloorMs(end: SessionEnd): number | undefined {
-    const asked = parseRetryAfterMs(end.errorMessage) ?? parseRetryAfterMs(end.reason);
+    const asked = end.retryAfterS !== undefined ? Math.round(end.retryAfterS * 1000) : (parseRetryAfterMs(end.errorMessage) ?? parseRetryAfterMs(end.reason));
     if (end.code === CloseCode.replaced) {
       this.log.warn('replaced by another session of this sensor: if that is unexpected, this identity is in use on another host (a clone)');
       return Math.max(asked ?? 0, this.options.reconnect?.capMs ?? 60_000);
@@ -296,18 +324,32 @@ export class ReferenceSensor {
     this.currentSid = undefined;
   }
 
+  /** Stores an identity handed over by the cloud, durably, before anything else: the secret is shown only once. */
+  private async adoptIdentity(given: { oid: string; iid: string; sid: string; secret: string }): Promise<void> {
+    const identity: SensorIdentity = { ...given, url: this.options.url ?? this.identity?.url ?? this.url };
+    await this.identityFile.save(identity);
+    this.identity = identity;
+    this.log.info({ sid: identity.sid, oid: identity.oid, file: this.identityFile.path }, 'sensor enrolled');
+  }
+
   private async onWelcome(welcome: WelcomeMessage): Promise<void> {
     if (welcome.identity) {
-      // Stored durably before anything else happens on the session: the secret is shown only once.
-      const identity: SensorIdentity = { ...welcome.identity, url: this.options.url ?? this.identity?.url ?? this.url };
-      await this.identityFile.save(identity);
-      this.identity = identity;
-      this.log.info({ sid: identity.sid, oid: identity.oid, file: this.identityFile.path }, 'sensor enrolled');
+      await this.adoptIdentity(welcome.identity);
     } else if (this.identity && welcome.sid !== this.identity.sid) {
       this.log.warn({ sid: welcome.sid, identity_sid: this.identity.sid }, 'the cloud welcomed a different sid than the identity');
     }
     this.currentSid = welcome.sid;
     this.welcomes++;
+    if (this.pendingCrash) {
+      // The cloud has it now (it deduplicates by crash_id should this welcome have been the second one).
+      this.log.info({ crash_id: this.pendingCrash.crash_id }, 'crash reported');
+      this.crashFile.remove();
+      this.pendingCrash = undefined;
+    }
+    if (this.options.debugCrash && this.welcomes === 1) {
+      this.log.warn({ mode: this.options.debugCrash }, 'debug crash switch: crashing on purpose');
+      crashOnPurpose(this.options.debugCrash);
+    }
     const skew = typeof welcome.server_time === 'number' ? Date.now() - welcome.server_time : 0;
     if (Math.abs(skew) > 5 * 60_000) this.log.warn({ skew_ms: skew }, 'the local clock differs from the cloud clock by more than 5 minutes');
     this.log.info(

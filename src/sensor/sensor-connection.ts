@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import type { Logger } from '../observability/logger.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../protocol/codec.js';
-import { GATEWAY_PATH, PROTOCOL_VERSIONS, type HelloMessage, type HostInfo, type SensorEvent, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../protocol/messages.js';
+import { GATEWAY_PATH, PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type HelloMessage, type HostInfo, type SensorEvent, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../protocol/messages.js';
 import { batchEvents, frameBytes, type EventBuffer, type Frame } from './event-buffer.js';
 
 /** Limits that apply until a welcome says otherwise (protocol.md §1, §4). */
@@ -30,6 +30,8 @@ export interface SensorConnectionOptions {
   auth: SensorAuth;
   host: HostInfo;
   streamId: string;
+  /** A crash of the previous process, sent in hello until a welcome arrives. */
+  crash?: CrashReport | undefined;
   buffer: EventBuffer;
   logger: Logger;
   handlers: ConnectionHandlers;
@@ -48,6 +50,12 @@ export interface SessionEnd {
   reason: string;
   /** The full text of the server's `error` message before the close, if any. */
   errorMessage?: string;
+  /** From that `error` message: wait at least this long before trying again (over quota, clone, 1013). */
+  retryAfterS?: number;
+  /** From that `error` message: the sensor is deleted and refused this long ("720h0m0s"). */
+  deniedFor?: string;
+  /** From that `error` message: the identity of a sensor enrolled by this hello but refused (over quota). */
+  identity?: NonNullable<ErrorMessage['identity']>;
   welcomed: boolean;
   /** How long the session was up after its welcome, ms (0 without welcome). */
   uptimeMs: number;
@@ -92,6 +100,7 @@ export class SensorConnection {
   private welcomeTimer: NodeJS.Timeout | null = null;
   private livenessTimer: NodeJS.Timeout | null = null;
   private errorMessage: string | undefined;
+  private refusal: Pick<SessionEnd, 'retryAfterS' | 'deniedFor' | 'identity'> = {};
   private socketError: string | undefined;
   private localReason: string | undefined;
   private reenroll = false;
@@ -186,6 +195,7 @@ export class SensorConnection {
       auth: this.options.auth,
       host: this.options.host,
       stream_id: this.options.streamId,
+      ...(this.options.crash ? { crash: this.options.crash } : {}),
     };
     this.lastReceived = Date.now();
     this.send(hello);
@@ -226,7 +236,10 @@ export class SensorConnection {
         return;
       case 'error':
         this.errorMessage = String(message.message);
-        this.log.warn({ code: message.code, message: message.message }, 'error from the cloud');
+        if (typeof message.retry_after_s === 'number' && message.retry_after_s >= 0) this.refusal.retryAfterS = message.retry_after_s;
+        if (typeof message.denied_for === 'string') this.refusal.deniedFor = message.denied_for;
+        if (isIdentity(message.identity)) this.refusal.identity = message.identity;
+        this.log.warn({ code: message.code, message: message.message, retry_after_s: message.retry_after_s, denied_for: message.denied_for }, 'error from the cloud');
         return;
       default:
         // Later minor versions may add messages; they are ignored (protocol.md §6).
@@ -292,6 +305,7 @@ export class SensorConnection {
       reenroll: this.reenroll || code === CloseCode.reenroll,
     };
     if (this.errorMessage !== undefined) end.errorMessage = this.errorMessage;
+    Object.assign(end, this.refusal);
     if (this.localError) end.localError = this.localError;
     this.resolveEnded(end);
   }
@@ -303,6 +317,12 @@ export class SensorConnection {
   private send(message: unknown): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(encodeFrame(message, this.options.encoding));
   }
+}
+
+function isIdentity(value: unknown): value is NonNullable<ErrorMessage['identity']> {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return ['oid', 'iid', 'sid', 'secret'].every((k) => typeof v[k] === 'string' && (v[k] as string).length > 0);
 }
 
 function positive(value: unknown, fallback: number): number {

@@ -1,6 +1,8 @@
 // `picket sensor`: runs the reference sensor in the foreground until SIGTERM/SIGINT. Logs are pino JSON on
 // stderr. Exit codes: 0 after a graceful stop, 1 for a configuration error, 2 when the cloud refuses the
-// sensor for good (invalid key, unknown or deleted sensor, no common protocol version).
+// sensor for good (invalid key or secret, no common protocol version), 70 after a crash (uncaught error)
+// and 128 + n after a fatal signal n; a crash is recorded in <state-dir>/crash.json and reported on the next
+// start. A deleted sensor does not exit: it retries rarely (--denied-retry) until it is undeleted.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +10,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { createLogger } from '../../observability/logger.js';
 import type { Encoding } from '../../protocol/codec.js';
+import { CrashFile, installCrashHandlers } from '../../sensor/crash-record.js';
+import { DEBUG_CRASH_MODES, type DebugCrashMode } from '../../sensor/debug-crash.js';
 import { IdentityFileError } from '../../sensor/identity-file.js';
 import { ReferenceSensor, SensorConfigError, SensorFatalError } from '../../sensor/reference-sensor.js';
 
@@ -16,6 +20,11 @@ interface SensorOptions {
   url?: string;
   stateDir: string;
   hostname?: string;
+  fingerprint?: string;
+  deniedRetry: number;
+  reconnectBase: number;
+  reconnectCap: number;
+  debugCrash?: DebugCrashMode;
   encoding: Encoding;
   bufferEvents: number;
   bufferBytes: number;
@@ -24,6 +33,12 @@ interface SensorOptions {
 }
 
 export const EXIT_REFUSED = 2;
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
 
 function positiveInteger(value: string): number {
   const n = Number(value);
@@ -39,6 +54,11 @@ export function registerSensorCommand(program: Command): void {
     .option('--url <cloud url>', 'URL of the Picket cloud: http(s)://host:port or ws(s)://host:port/sensor (default: the URL enrolled with)')
     .option('--state-dir <dir>', 'directory of the sensor state (identity.json, mode 0600)', path.join(os.homedir(), '.picket', 'sensor'))
     .option('--hostname <name>', 'host name reported to the cloud (default: the system host name)')
+    .option('--fingerprint <text>', 'host fingerprint reported to the cloud (default: a hash of the machine id and MAC); give each clone of a VDI template its own')
+    .option('--denied-retry <seconds>', 'while the sensor is deleted (refused with 4011), wait this long between attempts', positiveSeconds, 3600)
+    .option('--reconnect-base <seconds>', 'upper bound of the first reconnect wait (exponential backoff with full jitter)', positiveSeconds, 1)
+    .option('--reconnect-cap <seconds>', 'largest upper bound of a reconnect wait', positiveSeconds, 60)
+    .addOption(new Option('--debug-crash <mode>', 'debug switch: crash on purpose after connecting ("exception": an uncaught error, "signal": SIGABRT), to check that sensor_crash reaches you').choices([...DEBUG_CRASH_MODES]).env('PICKET_SENSOR_DEBUG_CRASH'))
     .addOption(new Option('--encoding <encoding>', 'frame encoding').choices(['json', 'msgpack']).default('msgpack'))
     .option('--buffer-events <n>', 'most events buffered while the cloud is unreachable', positiveInteger, 100_000)
     .option('--buffer-bytes <n>', 'most bytes buffered while the cloud is unreachable', positiveInteger, 64 * 1024 * 1024)
@@ -59,8 +79,16 @@ async function runSensor(opts: SensorOptions): Promise<number> {
       throw new Error(`cannot read --ca ${opts.ca}: ${(err as Error).message}`);
     }
   }
+  if (opts.reconnectCap < opts.reconnectBase) throw new InvalidArgumentError('--reconnect-cap must not be below --reconnect-base');
+  const stateDir = path.resolve(opts.stateDir);
+  // From here on an abnormal death leaves <state-dir>/crash.json, reported on the next start.
+  installCrashHandlers(new CrashFile(stateDir), logger);
   const sensor = new ReferenceSensor({
-    stateDir: path.resolve(opts.stateDir),
+    stateDir,
+    deniedRetryMs: Math.round(opts.deniedRetry * 1000),
+    reconnect: { baseMs: Math.round(opts.reconnectBase * 1000), capMs: Math.round(opts.reconnectCap * 1000) },
+    ...(opts.fingerprint !== undefined ? { fingerprint: opts.fingerprint } : {}),
+    ...(opts.debugCrash !== undefined ? { debugCrash: opts.debugCrash } : {}),
     encoding: opts.encoding,
     bufferEvents: opts.bufferEvents,
     bufferBytes: opts.bufferBytes,
