@@ -71,7 +71,8 @@ export class SensorGateway {
   }
 
   private sweep(): void {
-    const now = this.ctx.now();
+    // Liveness runs on the monotonic clock: wall-clock jumps must not end sessions.
+    const now = performance.now();
     for (const s of this.sessions) s.checkLiveness(now);
   }
 

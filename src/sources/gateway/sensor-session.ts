@@ -36,7 +36,10 @@ export class SensorSession implements RegisteredSession {
   hostname = '';
   fingerprint = '';
   readonly ext_ip: string;
-  /** Last time anything (frame or pong) arrived, ms. */
+  /**
+   * Last time anything (frame or pong) arrived: monotonic ms (performance.now()), so that a jump of the
+   * wall clock (or of an injected test clock) never ends a healthy session.
+   */
   lastSeen: number;
 
   private state: State = 'awaiting-hello';
@@ -58,11 +61,11 @@ export class SensorSession implements RegisteredSession {
     private readonly ctx: GatewayContext,
   ) {
     this.ext_ip = normaliseIp(req.socket.remoteAddress ?? '');
-    this.lastSeen = ctx.now();
+    this.lastSeen = performance.now();
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
     this.helloTimer = setTimeout(() => this.fail(CloseCode.protocolViolation, 'no hello within the hello timeout', 'hello_timeout'), ctx.config.helloTimeoutS * 1000);
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('pong', () => (this.lastSeen = this.ctx.now()));
+    ws.on('pong', () => (this.lastSeen = performance.now()));
     ws.on('close', (code, reason) => void this.onClose(code, reason.toString()));
     ws.on('error', (err) => {
       // Frames over maxPayload and other socket errors arrive here; ws closes the socket itself (1009 etc.).
@@ -100,7 +103,7 @@ export class SensorSession implements RegisteredSession {
     this.ws.terminate();
   }
 
-  /** Called by the gateway's liveness sweep. */
+  /** Called by the gateway's liveness sweep with performance.now(). */
   checkLiveness(now: number): void {
     if (now - this.lastSeen > this.ctx.config.livenessTimeoutS * 1000) {
       if (this.closeReason === null) this.closeReason = 'timeout';
@@ -114,7 +117,7 @@ export class SensorSession implements RegisteredSession {
   // ---- frames ----
 
   private onFrame(data: RawData, isBinary: boolean): void {
-    this.lastSeen = this.ctx.now();
+    this.lastSeen = performance.now();
     if (this.state === 'closed') return;
     let decoded: { message: unknown; encoding: Encoding };
     try {
