@@ -240,6 +240,8 @@ describe('deployment guards', () => {
       for (const id of identities) connected += (await timeline(id.auth.sid, 'CONNECTED')).length;
       expect(connected).toBe(20);
       expect((await deploymentStream()).filter((e) => e.routing.event_type === 'enrollment')).toHaveLength(50);
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      expect(metrics).toMatch(/^picket_sensor_sessions_refused_total\{reason="over_quota"\} 80$/m);
     });
   });
 
