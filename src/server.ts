@@ -14,6 +14,7 @@ import { AliveTracker } from './services/alive-tracker.js';
 import { bootstrapStore, type BootstrapCredentials } from './services/bootstrap.js';
 import { DeletedSensorJanitor } from './services/deleted-sensor-janitor.js';
 import { RefusalBackoff } from './services/refusal-backoff.js';
+import { Tasking } from './services/tasking.js';
 import { SensorGateway } from './sources/gateway/sensor-gateway.js';
 import { SessionRegistry } from './sources/gateway/session-registry.js';
 import { openStore } from './store/open-store.js';
@@ -58,7 +59,8 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const registry = new SessionRegistry();
   const alive = new AliveTracker(store, logger.child({ component: 'alive' }), config.aliveFlushMs);
   const refusals = new RefusalBackoff({ baseS: config.refusalRetryBaseS, capS: config.refusalRetryCapS });
-  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, metrics, logger: logger.child({ component: 'gateway' }), now });
+  const tasking = new Tasking({ store, presence: registry, emit: (events) => writer.submit(events), logger: logger.child({ component: 'tasking' }), now });
+  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, tasking, metrics, logger: logger.child({ component: 'gateway' }), now });
   const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
 
   let ready = false;
@@ -67,6 +69,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const app = await buildApi({
     store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config, now,
     emit: (events) => writer.submit(events),
+    tasking,
     readiness: () => (ready ? { ready: true } : { ready: false, reason: readyReason }),
     https,
   });

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/api/app.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { Tasking } from '../src/services/tasking.js';
 import { silentLogger } from '../src/observability/logger.js';
 import type { Store } from '../src/store/store.js';
 import { ProtocolClient, telemetry } from './harness/protocol-client.js';
@@ -122,7 +123,8 @@ describe('REST API', () => {
     });
 
     it('/readyz is 503 NOT_READY with the reason while the node is not ready or the store does not answer', async () => {
-      const base = { store: t.server.store, presence: t.server.registry, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), config: t.server.config, emit: () => Promise.resolve() };
+      const base = { store: t.server.store, presence: t.server.registry, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), config: t.server.config, emit: () => Promise.resolve(),
+        tasking: new Tasking({ store: t.server.store, presence: t.server.registry, emit: () => Promise.resolve(), logger: silentLogger(), now: Date.now }) };
       const starting = await buildApi({ ...base, readiness: () => ({ ready: false, reason: 'starting' }) });
       const res = await starting.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);

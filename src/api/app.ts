@@ -12,6 +12,7 @@ import type { ApiApp, ApiContext, ApiOptions } from './context.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerDeploymentRoutes } from './routes/deployment.js';
+import { registerTaskRoutes } from './routes/tasks.js';
 import { registerInsightRoutes } from './routes/insight.js';
 import { registerInstallationKeyRoutes } from './routes/installation-keys.js';
 import { registerOrgRoutes } from './routes/orgs.js';
@@ -41,6 +42,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     logger: options.logger,
     config: options.config,
     emit: options.emit,
+    tasking: options.tasking,
     readiness: options.readiness,
     keys: new ApiKeyCache(options.store, options.keyCacheMs ?? 5000, now),
     now,
@@ -111,6 +113,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
   registerSensorRoutes(app, ctx);
   registerInsightRoutes(app, ctx);
   registerDeploymentRoutes(app, ctx);
+  registerTaskRoutes(app, ctx);
 
   await app.ready();
   return app;

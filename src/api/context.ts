@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PipelineEvent } from '../pipeline/event-writer.js';
 import type { FleetPresence } from '../services/presence.js';
+import type { Tasking } from '../services/tasking.js';
 import type { Store } from '../store/store.js';
 import type { ApiKeyCache } from './auth.js';
 
@@ -19,6 +20,8 @@ export interface ApiOptions {
   config: ServerConfig;
   /** Submits cloud-produced events (quota_changed, ...) to the pipeline; resolves once they are stored. */
   emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
+  /** Sends and follows tasks (POST /v1/{sid}). */
+  tasking: Tasking;
   /** Whether the node accepts work (false while starting or shutting down); /readyz reports it. */
   readiness: Readiness;
   /** TLS certificate and key: the API (and the gateway on the same server) is served over https. */
@@ -41,6 +44,7 @@ export interface ApiContext {
   logger: Logger;
   config: ServerConfig;
   emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
+  tasking: Tasking;
   readiness: Readiness;
   keys: ApiKeyCache;
   now: () => number;

@@ -8,7 +8,7 @@ export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Ty
 export const ErrorResponse = Type.Object(
   {
     error: Type.String({ description: 'What went wrong, naming the field or parameter at fault' }),
-    code: Type.String({ description: 'Short machine-readable code: VALIDATION_FAILED, INVALID_BODY, INVALID_CURSOR, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL' }),
+    code: Type.String({ description: 'Short machine-readable code: VALIDATION_FAILED, INVALID_BODY, INVALID_CURSOR, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, CONFLICT, SENSOR_OFFLINE, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, NOT_READY, INTERNAL' }),
     status: Type.Integer({ description: 'The HTTP status, repeated' }),
     field: Type.Optional(Type.String({ description: 'The request field at fault, when there is one' })),
   },

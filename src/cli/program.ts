@@ -7,6 +7,7 @@ import { registerKeysCommand } from './commands/keys.js';
 import { registerOrgCommand } from './commands/org.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerSimulateCommand } from './commands/simulate.js';
+import { registerTaskCommand } from './commands/task.js';
 import { PICKET_VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerKeysCommand(program);
   registerOrgCommand(program);
   registerEventsCommand(program);
+  registerTaskCommand(program);
   registerSimulateCommand(program);
   return program;
 }

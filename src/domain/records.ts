@@ -92,3 +92,29 @@ export interface SensorTag {
   added: number;
   expires: number | null;
 }
+
+/**
+ * What became of a task: queued (waiting for the sensor's next session), sent, received (the sensor's
+ * CLOUD_NOTIFICATION arrived), answered (its result arrived), expired (its time-to-live ran out first).
+ */
+export type TaskState = 'queued' | 'sent' | 'received' | 'answered' | 'expired';
+
+export interface TaskRecord {
+  task_id: string;
+  oid: string;
+  sid: string;
+  /** The command line as given. */
+  command: string;
+  investigation_id: string | null;
+  created: number;
+  /** Deliver until then (Unix ms); null: the task was for the live session only. */
+  expires: number | null;
+  state: TaskState;
+  sent_at: number | null;
+  received_at: number | null;
+  answered_at: number | null;
+  /** ERROR of the answer (0 = success). */
+  error: number | null;
+  /** The answering event's envelope, as stored. */
+  answer: string | null;
+}

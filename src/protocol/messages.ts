@@ -79,6 +79,8 @@ export const SensorEvent = Type.Object(
     event_time: Type.Integer({ minimum: 0 }),
     event: Type.Record(Type.String(), Type.Unknown()),
     investigation_id: Type.Optional(Type.String({ maxLength: 256 })),
+    /** The task this event answers (CLOUD_NOTIFICATION, RECEIPT or the command's result event). */
+    task_id: Type.Optional(Uuid),
     this: Type.Optional(Type.String({ maxLength: 64 })),
     parent: Type.Optional(Type.String({ maxLength: 64 })),
     target: Type.Optional(Type.String({ maxLength: 64 })),
@@ -147,6 +149,9 @@ export interface BackoffMessage {
 export interface TaskMessage {
   t: 'task';
   task_id: string;
+  /** The sensor the task is addressed to: a sensor receiving another sid's task refuses it (ERROR 87). */
+  sid: string;
+  /** The command line, parsed shell-like by the sensor (protocol/command-line.ts). */
   command: string;
   investigation_id?: string;
   /** Epoch seconds after which the task must not run. */

@@ -2,7 +2,12 @@
 // event at least once through its bounded buffer, and reports its own lifecycle: STARTING_UP once per
 // process, SYNC on the cloud's interval, DATA_DROPPED after losses, SHUTTING_DOWN on a graceful stop.
 import { randomUUID } from 'node:crypto';
-import { dataDropped, isCloudProduced, lookupEvent, shuttingDown, startingUp, sync, validatePayload } from '../catalogue/index.js';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { cloudNotification, dataDropped, isCloudProduced, lookupEvent, shuttingDown, startingUp, sync, validatePayload } from '../catalogue/index.js';
+import { CommandRunner, loadSensorConfig, type SelfTestCheck } from './commands/command-runner.js';
+import { ERROR } from './commands/error-codes.js';
+import { NftIsolation, type NetworkIsolation } from './commands/network-isolation.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { CloseCode, FATAL_CLOSE_CODES } from '../protocol/close-codes.js';
 import type { Encoding } from '../protocol/codec.js';
@@ -48,6 +53,10 @@ export interface ReferenceSensorOptions {
   deniedRetryMs?: number;
   /** Debug switch: crash on purpose after the first welcome (protocol.md §3 "Crash reports"). */
   debugCrash?: DebugCrashMode;
+  /** Allow the `run` command (shell commands from the cloud); off by default: RECEIPT ERROR 5. */
+  allowRun?: boolean;
+  /** How segregate_network / rejoin_network isolate the host (default: nftables on Linux). */
+  isolation?: NetworkIsolation;
 }
 
 export const DEFAULT_DENIED_RETRY_MS = 3_600_000;
@@ -73,6 +82,8 @@ export interface EmitOptions {
   /** Unix ms; defaults to now. */
   eventTime?: number;
   investigation_id?: string;
+  /** The task this event answers. */
+  task_id?: string;
   this?: string;
   parent?: string;
   target?: string;
@@ -105,6 +116,13 @@ export class ReferenceSensor {
   private state: State = 'idle';
   /** A crash of a previous process, sent in every hello until a welcome arrives. */
   private pendingCrash: CrashReport | undefined;
+  private readonly isolation: NetworkIsolation;
+  private commands: CommandRunner | null = null;
+  /** Tasks run one after the other, in the order they arrive. */
+  private taskChain: Promise<void> = Promise.resolve();
+  private syncIntervalOverrideS: number | undefined;
+  private lastSkewMs = 0;
+  private welcomeSyncS = 600;
   private identity: SensorIdentity | undefined;
   private url = '';
   private host: HostInfo | undefined;
@@ -131,6 +149,7 @@ export class ReferenceSensor {
     this.identityFile = new IdentityFile(options.stateDir);
     this.crashFile = new CrashFile(options.stateDir);
     this.deniedRetryMs = options.deniedRetryMs ?? DEFAULT_DENIED_RETRY_MS;
+    this.isolation = options.isolation ?? new NftIsolation();
   }
 
   /** The sensor id, once known (from the identity file or the first welcome). */
@@ -168,7 +187,24 @@ export class ReferenceSensor {
     if (!url) throw new SensorConfigError('no cloud URL: start the sensor with --url <cloud url>');
     this.url = gatewayUrl(url);
     const host = this.options.host ?? collectHostInfo(this.options.hostname !== undefined ? { hostname: this.options.hostname } : {});
-    this.host = this.options.fingerprint !== undefined ? { ...host, fingerprint: this.options.fingerprint } : host;
+    // Isolation rules live in the kernel and outlive the process: hello tells the truth about them.
+    const isolated = this.options.host ? host.is_segregated : await this.isolation.isIsolated();
+    this.host = { ...host, is_segregated: isolated, ...(this.options.fingerprint !== undefined ? { fingerprint: this.options.fingerprint } : {}) };
+    const config = await loadSensorConfig(this.options.stateDir);
+    const syncInterval = config.collectors.sync?.interval_s;
+    if (typeof syncInterval === 'number') this.syncIntervalOverrideS = syncInterval;
+    const endpoint = new URL(this.url);
+    this.commands = new CommandRunner({
+      stateDir: this.options.stateDir,
+      cloud: { host: endpoint.hostname.replace(/^\[|\]$/g, ''), port: Number(endpoint.port) || (endpoint.protocol === 'wss:' ? 443 : 80) },
+      allowRun: this.options.allowRun === true,
+      isolation: this.isolation,
+      selfTest: () => this.selfTestChecks(),
+      applyCollector: (name, c) => this.applyCollector(name, c),
+      isolationChanged: (value) => {
+        this.host = { ...this.host!, is_segregated: value };
+      },
+    });
     if (this.identity && this.options.installationKey) this.log.debug({ sid: this.identity.sid }, 'identity present: the installation key is kept for re-enrollment only');
     this.state = 'running';
     const ts = nowSec();
@@ -201,6 +237,7 @@ export class ReferenceSensor {
     }
     const event: SensorEvent = { event_type: eventType, event_time: Math.floor(options.eventTime ?? Date.now()), event: payload };
     if (options.investigation_id !== undefined) event.investigation_id = options.investigation_id;
+    if (options.task_id !== undefined) event.task_id = options.task_id;
     if (options.this !== undefined) event.this = options.this;
     if (options.parent !== undefined) event.parent = options.parent;
     if (options.target !== undefined) event.target = options.target;
@@ -357,15 +394,91 @@ export class ReferenceSensor {
       'sensor connected',
     );
     this.reportDrops();
-    const syncMs = Math.max(1, Number(welcome.sync_interval_s) || 600) * 1000;
-    this.syncTimer = setInterval(() => this.emit('SYNC', sync(nowSec())), syncMs);
+    this.lastSkewMs = skew;
+    this.welcomeSyncS = Math.max(1, Number(welcome.sync_interval_s) || 600);
+    this.startSyncTimer();
     this.dropTimer = setInterval(() => this.reportDrops(), this.dropReportIntervalMs);
     this.notify();
   }
 
+  private startSyncTimer(): void {
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    const seconds = this.syncIntervalOverrideS ?? this.welcomeSyncS;
+    this.syncTimer = setInterval(() => this.emit('SYNC', sync(nowSec())), seconds * 1000);
+  }
+
+  private applyCollector(name: string, config: Record<string, unknown>): void {
+    if (name === 'sync' && typeof config.interval_s === 'number') {
+      this.syncIntervalOverrideS = config.interval_s;
+      if (this.syncTimer) this.startSyncTimer();
+    }
+    this.log.info({ collector: name, config }, 'collector configuration updated');
+  }
+
+  /**
+   * A task (protocol.md §6): CLOUD_NOTIFICATION first (refusing it with ERROR 87 when it expired or is
+   * addressed to another sensor), then the command's result event; both carry the investigation id.
+   */
   private onTask(task: TaskMessage): void {
-    // Tasking is not implemented yet: the task is logged and left unanswered.
-    this.log.info({ task_id: task.task_id, command: task.command, investigation_id: task.investigation_id, expiry: task.expiry }, 'task received (not supported yet)');
+    const options: EmitOptions = { task_id: task.task_id, ...(task.investigation_id !== undefined ? { investigation_id: task.investigation_id } : {}) };
+    const expired = typeof task.expiry === 'number' && task.expiry > 0 && task.expiry < nowSec();
+    const elsewhere = typeof task.sid === 'string' && this.sid !== undefined && task.sid.toLowerCase() !== this.sid;
+    const refusal = elsewhere ? `task addressed to sensor ${task.sid}` : expired ? `task expired at ${new Date(task.expiry * 1000).toISOString()}` : undefined;
+    const name = String(task.command ?? '').trim().split(/\s+/)[0] ?? '';
+    this.log.info({ task_id: task.task_id, command: name, investigation_id: task.investigation_id, refused: refusal ?? null }, 'task received');
+    const identity = this.identity;
+    this.queue('CLOUD_NOTIFICATION', cloudNotification({
+      notificationId: name.slice(0, 64) || 'unknown',
+      notification: task.investigation_id !== undefined ? { INVESTIGATION_ID: task.investigation_id } : {},
+      oid: identity?.oid ?? '', sid: this.sid ?? '', iid: identity?.iid ?? null, plat: this.host?.plat ?? 0, arch: this.host?.arch ?? 0,
+      expiry: typeof task.expiry === 'number' ? task.expiry : 0,
+      ...(refusal ? { error: ERROR.INVALID_PARAMETER, errorMessage: refusal } : {}),
+    }) as unknown as Record<string, unknown>, options, false);
+    if (refusal || !this.commands) return;
+    const commands = this.commands;
+    this.taskChain = this.taskChain.then(async () => {
+      const answer = await commands.execute(String(task.command));
+      this.log.info({ task_id: task.task_id, event_type: answer.eventType, error: answer.payload.ERROR }, 'task answered');
+      this.queue(answer.eventType, answer.payload, options, false);
+    }).catch((err: unknown) => this.log.error({ err, task_id: task.task_id }, 'task failed'));
+  }
+
+  /** The checks `selftest` runs and reports in SELF_TEST_RESULT. */
+  private async selfTestChecks(): Promise<SelfTestCheck[]> {
+    const checks: SelfTestCheck[] = [];
+    const check = async (name: string, fn: () => Promise<string> | string): Promise<void> => {
+      try {
+        checks.push({ name, ok: true, detail: await fn() });
+      } catch (err) {
+        checks.push({ name, ok: false, detail: (err as Error).message });
+      }
+    };
+    await check('identity', async () => {
+      const identity = await this.identityFile.load();
+      if (!identity) throw new Error(`no identity in ${this.identityFile.path}`);
+      return `sid ${identity.sid} in ${this.identityFile.path}`;
+    });
+    await check('state_dir_writable', async () => {
+      const probe = path.join(this.options.stateDir, `.selftest-${process.pid}`);
+      await fs.writeFile(probe, 'ok', { mode: 0o600 });
+      await fs.rm(probe, { force: true });
+      return this.options.stateDir;
+    });
+    await check('event_buffer', () => {
+      const size = this.buffer.size;
+      if (size >= (this.options.bufferEvents ?? 100_000)) throw new Error(`full: ${size} events`);
+      return `${size} events buffered, ${this.buffer.unackedBatches.length} batches unacknowledged`;
+    });
+    await check('clock', () => {
+      if (Math.abs(this.lastSkewMs) > 5 * 60_000) throw new Error(`local clock off the cloud's by ${Math.round(this.lastSkewMs / 1000)} s`);
+      return `within ${Math.round(Math.abs(this.lastSkewMs))} ms of the cloud`;
+    });
+    await check('cloud_connection', () => {
+      if (!this.isConnected) throw new Error('not connected');
+      return this.url;
+    });
+    await check('network_isolation', async () => `backend ready; host ${(await this.isolation.isIsolated()) ? 'isolated' : 'not isolated'}`);
+    return checks;
   }
 
   /** Queues DATA_DROPPED when the buffer lost events since the last report (decisions.md §6: never silent). */

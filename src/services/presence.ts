@@ -1,5 +1,6 @@
 // What the rest of the cloud may ask of the live fleet: who is online right now (from live sessions,
 // never from timestamps), and a few actions on live sessions.
+import type { TaskMessage } from '../protocol/messages.js';
 
 export interface LiveSessionInfo {
   sid: string;
@@ -20,4 +21,6 @@ export interface FleetPresence {
   disconnect(sid: string, code: number, reason: string): boolean;
   /** The sensor's tags changed: events routed from now on carry this snapshot. */
   tagsChanged(sid: string, tags: string[]): void;
+  /** Sends a task over the sensor's live session; false when it has none (or it is not open yet). */
+  sendTask(sid: string, task: TaskMessage): boolean;
 }

@@ -3,10 +3,11 @@
 // reference sensor's disk state, so that one process can hold thousands of them.
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { cloudNotification } from '../catalogue/index.js';
 import { newId } from '../domain/ids.js';
 import { ARCHITECTURE, PLATFORM } from '../domain/platform.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../protocol/codec.js';
-import type { HelloMessage, HostInfo, SensorEvent, ServerMessage } from '../protocol/messages.js';
+import type { HelloMessage, HostInfo, SensorEvent, ServerMessage, TaskMessage } from '../protocol/messages.js';
 
 export interface SimulatedSensorOptions {
   /** Full gateway URL, e.g. ws://127.0.0.1:4830/sensor. */
@@ -24,6 +25,8 @@ export interface SimulatedSensorListener {
   acked(sensor: SimulatedSensor, released: ReadonlyArray<{ latencyMs: number; events: number }>): void;
   /** The session ended (code/reason from the server or the socket). */
   closed(sensor: SimulatedSensor, code: number, reason: string, wasOnline: boolean): void;
+  /** A task arrived (it is answered at once with CLOUD_NOTIFICATION and RECEIPT ERROR 0). */
+  tasked?(sensor: SimulatedSensor, task: TaskMessage): void;
 }
 
 interface PendingBatch {
@@ -35,7 +38,11 @@ interface PendingBatch {
 
 export class SimulatedSensor {
   sid: string | null = null;
+  private oid = '';
+  private iid = '';
   private secret: string | null = null;
+  /** Tasks received and answered. */
+  tasksAnswered = 0;
   private ws: WebSocket | null = null;
   private online = false;
   private lastSeq = 0;
@@ -99,6 +106,8 @@ export class SimulatedSensor {
         if (message.t === 'welcome') {
           if (message.identity) this.secret = message.identity.secret;
           this.sid = message.sid;
+          this.oid = message.oid;
+          this.iid = message.iid;
           this.maxBatchEvents = message.max_batch_events;
           this.release(message.ack_seq);
           this.online = true;
@@ -113,6 +122,8 @@ export class SimulatedSensor {
         } else if (message.t === 'backoff') {
           this.backoffs++;
           this.backoffUntil = Date.now() + message.seconds * 1000;
+        } else if (message.t === 'task') {
+          this.answer(message);
         }
       });
       ws.on('error', () => undefined);
@@ -133,6 +144,24 @@ export class SimulatedSensor {
     const frame = encodeFrame({ t: 'events', seq, events }, this.options.encoding);
     this.pending.push({ seq, firstSentAt: now, events: events.length, frame });
     this.ws.send(frame);
+  }
+
+  /** Answers a task like a sensor that ran it: CLOUD_NOTIFICATION, then RECEIPT ERROR 0, in one batch. */
+  private answer(task: TaskMessage): void {
+    if (!this.online || !this.sid) return;
+    this.listener.tasked?.(this, task);
+    const now = Date.now();
+    const routing = { task_id: task.task_id, ...(task.investigation_id !== undefined ? { investigation_id: task.investigation_id } : {}) };
+    const name = task.command.trim().split(/\s+/)[0] ?? '';
+    const notification = cloudNotification({
+      notificationId: name || 'unknown', notification: task.investigation_id !== undefined ? { INVESTIGATION_ID: task.investigation_id } : {},
+      oid: this.oid, sid: this.sid, iid: this.iid, plat: this.options.host.plat, arch: this.options.host.arch, expiry: task.expiry,
+    });
+    this.send([
+      { event_type: 'CLOUD_NOTIFICATION', event_time: now, event: notification as unknown as Record<string, unknown>, ...routing },
+      { event_type: 'RECEIPT', event_time: now, event: { ERROR: 0, ERROR_MESSAGE: 'done' }, ...routing },
+    ], now);
+    this.tasksAnswered++;
   }
 
   /** Polite close (1000). */

@@ -1,6 +1,6 @@
 // The storage contract. The embedded SQLite store and the PostgreSQL store both implement it and both
 // pass test/contract/store-contract.ts unchanged. Callers never know which backend they hold.
-import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag } from '../domain/records.js';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag, TaskRecord, TaskState } from '../domain/records.js';
 
 /** One event as stored: the indexed columns plus the full `{routing, event}` envelope as JSON text. */
 export interface StoredEvent {
@@ -151,6 +151,22 @@ export interface Store {
   /** Adds or refreshes tags. */
   addSensorTags(sid: string, tags: ReadonlyArray<SensorTag>): Promise<void>;
   removeSensorTags(sid: string, tags: ReadonlyArray<string>): Promise<void>;
+
+  // Tasks
+  createTask(task: TaskRecord): Promise<void>;
+  getTask(taskId: string): Promise<TaskRecord | null>;
+  /** A sensor's tasks, newest first. */
+  listTasks(sid: string, limit: number): Promise<TaskRecord[]>;
+  /**
+   * The sensor's queued tasks still deliverable at `now`, oldest first; queued tasks past their expiry
+   * become `expired` in the same step.
+   */
+  takeQueuedTasks(sid: string, now: number): Promise<TaskRecord[]>;
+  /**
+   * Moves a task forward: only from one of the `from` states (so a late CLOUD_NOTIFICATION never undoes an
+   * answer). Sets the timestamp column of the new state, and error/answer when given. Returns whether it moved.
+   */
+  updateTask(taskId: string, from: ReadonlyArray<TaskState>, to: { state: TaskState; at: number; error?: number | null; answer?: string | null }): Promise<boolean>;
 
   // Events
   /**

@@ -11,7 +11,7 @@
 //   StoreConflictError; a foreign or mangled cursor rejects with InvalidCursorError.
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost } from '../../src/domain/records.js';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, TaskRecord } from '../../src/domain/records.js';
 import { InvalidCursorError, StoreConflictError, StoreNotFoundError } from '../../src/store/errors.js';
 import type { NewSensor, Store, StoredEvent, TimelineQuery } from '../../src/store/store.js';
 
@@ -465,6 +465,54 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         expect(await store.getSensor(live.sid)).not.toBeNull();
         expect(await store.forgetDeletedSensors(2000, 100)).toEqual([]);
         expect(await store.forgetDeletedSensors(6000, 100)).toEqual([recent.sid]);
+      });
+    });
+
+    describe('tasks', () => {
+      const sid = randomUUID();
+      function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
+        return {
+          task_id: randomUUID(), oid: randomUUID(), sid, command: 'selftest', investigation_id: null, created: 1000, expires: null,
+          state: 'sent', sent_at: 1000, received_at: null, answered_at: null, error: null, answer: null, ...overrides,
+        };
+      }
+
+      it('creates and reads a task; lists a sensor\'s tasks newest first', async () => {
+        const a = task({ created: 1, command: 'run --shell-command "ls -l"', investigation_id: 'inv-1' });
+        const b = task({ created: 2 });
+        await store.createTask(a);
+        await store.createTask(b);
+        await store.createTask(task({ sid: randomUUID() }));
+        expect(await store.getTask(a.task_id)).toEqual(a);
+        expect(await store.getTask(randomUUID())).toBeNull();
+        expect((await store.listTasks(sid, 10)).map((t) => t.task_id)).toEqual([b.task_id, a.task_id]);
+        expect(await store.listTasks(sid, 1)).toHaveLength(1);
+        await expect(store.createTask(a)).rejects.toBeInstanceOf(StoreConflictError);
+      });
+
+      it('moves a task forward only from the given states, with the state\'s time, error and answer', async () => {
+        const t = task();
+        await store.createTask(t);
+        expect(await store.updateTask(t.task_id, ['sent'], { state: 'received', at: 1100 })).toBe(true);
+        expect(await store.updateTask(t.task_id, ['sent', 'received'], { state: 'answered', at: 1200, error: 0, answer: '{"x":1}' })).toBe(true);
+        // A late receipt does not undo the answer.
+        expect(await store.updateTask(t.task_id, ['sent'], { state: 'received', at: 1300 })).toBe(false);
+        expect(await store.getTask(t.task_id)).toMatchObject({ state: 'answered', received_at: 1100, answered_at: 1200, error: 0, answer: '{"x":1}' });
+        expect(await store.updateTask(randomUUID(), ['sent'], { state: 'received', at: 1 })).toBe(false);
+      });
+
+      it('hands out queued tasks oldest first and expires those past their time', async () => {
+        const old = task({ state: 'queued', sent_at: null, created: 1, expires: 500 });
+        const live = task({ state: 'queued', sent_at: null, created: 2, expires: 5000 });
+        const later = task({ state: 'queued', sent_at: null, created: 3, expires: 6000 });
+        const sent = task({ created: 4 });
+        for (const x of [later, sent, old, live]) await store.createTask(x);
+        expect((await store.takeQueuedTasks(sid, 1000)).map((x) => x.task_id)).toEqual([live.task_id, later.task_id]);
+        expect((await store.getTask(old.task_id))?.state).toBe('expired');
+        expect(await store.updateTask(live.task_id, ['queued'], { state: 'sent', at: 1001 })).toBe(true);
+        expect((await store.takeQueuedTasks(sid, 1002)).map((x) => x.task_id)).toEqual([later.task_id]);
+        expect(await store.takeQueuedTasks(sid, 7000)).toEqual([]);
+        expect((await store.getTask(later.task_id))?.state).toBe('expired');
       });
     });
 

@@ -5,6 +5,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { EventWriter } from '../../pipeline/event-writer.js';
 import type { AliveTracker } from '../../services/alive-tracker.js';
 import type { RefusalBackoff } from '../../services/refusal-backoff.js';
+import type { Tasking } from '../../services/tasking.js';
 import type { Store } from '../../store/store.js';
 import type { SessionRegistry } from './session-registry.js';
 
@@ -16,6 +17,8 @@ export interface GatewayContext {
   alive: AliveTracker;
   /** Growing retry-after for sensors refused over quota or as a clone. */
   refusals: RefusalBackoff;
+  /** Delivers queued tasks after a welcome and follows tasks from the sensor's answers. */
+  tasking: Tasking;
   metrics: Metrics;
   logger: Logger;
   now(): number;

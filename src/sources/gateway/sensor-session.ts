@@ -9,8 +9,9 @@ import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import { RoutingTemplate } from '../../pipeline/envelope.js';
 import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../../protocol/codec.js';
-import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type EventsMessage, type HelloMessage, type ServerMessage, type WelcomeMessage } from '../../protocol/messages.js';
-import type { Org, SensorIssue } from '../../domain/records.js';
+import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type EventsMessage, type HelloMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
+import { ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
+import type { Org, SensorIssue, SensorRecord } from '../../domain/records.js';
 import { decideAdmission, type AdmissionVerdict } from '../../services/admission-policy.js';
 import { AdmissionError, authenticateSensor, hostFromHello, type Admission } from '../../services/sensor-admission.js';
 import { deletedSensorEvent, sensorCloneEvent, sensorCrashEvent, sensorOverQuotaEvent } from '../platform/deployment-events.js';
@@ -95,6 +96,10 @@ export class SensorSession implements RegisteredSession {
 
   setTags(tags: string[]): void {
     if (this.template) this.template = this.template.withTags(tags);
+  }
+
+  sendTask(task: TaskMessage): boolean {
+    return this.state === 'open' && this.send(task);
   }
 
   /** Drops the connection without a close handshake (shutdown grace period exceeded). */
@@ -237,6 +242,20 @@ export class SensorSession implements RegisteredSession {
     this.ctx.logger.info({ sid: sensor.sid, oid: sensor.oid, hostname: hello.host.hostname, ext_ip: this.ext_ip, enrolled: Boolean(admission.enrolledSecret) }, 'sensor connected');
     this.send(welcome);
     this.ws.resume();
+    void this.afterWelcome(sensor, hello.host.is_segregated);
+  }
+
+  /** Queued tasks go out first; then the persistent isolation flag is re-applied if the host is not isolated. */
+  private async afterWelcome(sensor: SensorRecord, isSegregated: boolean): Promise<void> {
+    try {
+      await this.ctx.tasking.deliverQueued(sensor.sid, this.template!);
+      if (sensor.should_isolate && !isSegregated && this.isOpen) {
+        this.ctx.logger.info({ sid: sensor.sid }, 're-applying the persistent isolation');
+        await this.ctx.tasking.submit(sensor, ['segregate_network'], { investigationId: ISOLATION_INVESTIGATION });
+      }
+    } catch (err) {
+      this.ctx.logger.error({ err, sid: sensor.sid }, 'could not deliver tasks after the welcome');
+    }
   }
 
   /**
@@ -338,6 +357,7 @@ export class SensorSession implements RegisteredSession {
     }
     const template = this.template!;
     const events: PipelineEvent[] = new Array(batch.events.length);
+    let answers: TaskAnswer[] | null = null;
     let syncAt = 0;
     for (let i = 0; i < batch.events.length; i++) {
       const e = batch.events[i]!;
@@ -354,10 +374,12 @@ export class SensorSession implements RegisteredSession {
       }
       const event_id = newId();
       const extras = e.investigation_id !== undefined || e.this !== undefined || e.parent !== undefined || e.target !== undefined ? e : undefined;
-      events[i] = {
-        oid: this.oid, sid: this.sid, event_type: type, event_time: e.event_time, event_id, stream: 'event',
-        json: template.envelope(type, e.event_time, event_id, JSON.stringify(e.event), extras),
-      };
+      const json = template.envelope(type, e.event_time, event_id, JSON.stringify(e.event), extras);
+      events[i] = { oid: this.oid, sid: this.sid, event_type: type, event_time: e.event_time, event_id, stream: 'event', json };
+      if (e.task_id !== undefined) {
+        const error = e.event.ERROR;
+        (answers ??= []).push({ task_id: e.task_id.toLowerCase(), event_type: type, error: typeof error === 'number' ? error : undefined, json });
+      }
     }
     this.lastSeq = batch.seq;
     this.ctx.metrics.eventsReceived.inc(events.length);
@@ -372,6 +394,7 @@ export class SensorSession implements RegisteredSession {
       () => {
         this.inflight--;
         this.sendAck(seq);
+        if (answers) this.ctx.tasking.recordAnswers(this.sid, answers).catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not record task answers'));
         if (this.paused && this.inflight < this.ctx.config.maxInflightBatches) {
           this.paused = false;
           this.ws.resume();

@@ -1,4 +1,5 @@
 // The live fleet on this node: which sensors hold a session right now. Online status comes only from here.
+import type { TaskMessage } from '../../protocol/messages.js';
 import type { FleetPresence, LiveSessionInfo } from '../../services/presence.js';
 
 /** What the registry needs from a live session. */
@@ -7,6 +8,8 @@ export interface RegisteredSession extends LiveSessionInfo {
   fingerprint: string;
   close(code: number, reason: string): void;
   setTags(tags: string[]): void;
+  /** Sends a task; false when the session is not open. */
+  sendTask(task: TaskMessage): boolean;
 }
 
 export class SessionRegistry implements FleetPresence {
@@ -72,5 +75,9 @@ export class SessionRegistry implements FleetPresence {
 
   tagsChanged(sid: string, tags: string[]): void {
     this.bySid.get(sid)?.setTags(tags);
+  }
+
+  sendTask(sid: string, task: TaskMessage): boolean {
+    return this.bySid.get(sid)?.sendTask(task) ?? false;
   }
 }

@@ -131,6 +131,30 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    name: 'tasks',
+    sql: `
+      -- Tasks sent (or queued) to sensors and what became of them. expires NULL: for a live session only.
+      CREATE TABLE tasks (
+        task_id          TEXT PRIMARY KEY,
+        oid              TEXT NOT NULL,
+        sid              TEXT NOT NULL,
+        command          TEXT NOT NULL,
+        investigation_id TEXT,
+        created          INTEGER NOT NULL,
+        expires          INTEGER,
+        state            TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'received', 'answered', 'expired')),
+        sent_at          INTEGER,
+        received_at      INTEGER,
+        answered_at      INTEGER,
+        error            INTEGER,
+        answer           TEXT
+      );
+      CREATE INDEX tasks_by_sensor ON tasks(sid, created);
+      CREATE INDEX tasks_queued ON tasks(sid, created) WHERE state = 'queued';
+    `,
+  },
 ];
 
 const TRACKING_TABLE = `

@@ -3,7 +3,7 @@
 // become rejections). Statements are prepared once and cached by their SQL text; writes that touch
 // more than one row run in one IMMEDIATE transaction.
 import type Database from 'better-sqlite3';
-import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag } from '../../domain/records.js';
+import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag, TaskRecord, TaskState } from '../../domain/records.js';
 import { StoreNotFoundError } from '../errors.js';
 import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TimelinePage, TimelineQuery } from '../store.js';
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
@@ -260,7 +260,7 @@ export class SqliteStore implements Store {
 
   async forgetDeletedSensors(deletedBefore: number, limit: number): Promise<string[]> {
     const due = this.st('SELECT sid FROM sensors INDEXED BY sensors_deleted WHERE deleted IS NOT NULL AND deleted <= ? ORDER BY deleted LIMIT ?').pluck();
-    const deletes = ['sensor_tags', 'sequence_marks', 'sensor_notices', 'sensors'].map((t) => this.st(`DELETE FROM ${t} WHERE sid = ?`));
+    const deletes = ['sensor_tags', 'sequence_marks', 'sensor_notices', 'tasks', 'sensors'].map((t) => this.st(`DELETE FROM ${t} WHERE sid = ?`));
     return this.tx(() => {
       const sids = due.all(deletedBefore, pageSize(limit)) as string[];
       for (const sid of sids) for (const d of deletes) d.run(sid);
@@ -294,6 +294,55 @@ export class SqliteStore implements Store {
     this.tx(() => {
       for (const tag of tags) remove.run(sid, tag);
     });
+  }
+
+  // Tasks
+
+  async createTask(t: TaskRecord): Promise<void> {
+    guarded(() =>
+      this.st(
+        'INSERT INTO tasks (task_id, oid, sid, command, investigation_id, created, expires, state, sent_at, received_at, answered_at, error, answer)' +
+          ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(t.task_id, t.oid, t.sid, t.command, t.investigation_id, t.created, t.expires, t.state, t.sent_at, t.received_at, t.answered_at, t.error, t.answer),
+    );
+  }
+
+  async getTask(taskId: string): Promise<TaskRecord | null> {
+    return (this.st('SELECT * FROM tasks WHERE task_id = ?').get(taskId) as TaskRecord | undefined) ?? null;
+  }
+
+  async listTasks(sid: string, limit: number): Promise<TaskRecord[]> {
+    return this.st('SELECT * FROM tasks WHERE sid = ? ORDER BY created DESC, task_id DESC LIMIT ?').all(sid, pageSize(limit)) as TaskRecord[];
+  }
+
+  async takeQueuedTasks(sid: string, now: number): Promise<TaskRecord[]> {
+    const expire = this.st("UPDATE tasks SET state = 'expired' WHERE sid = ? AND state = 'queued' AND expires IS NOT NULL AND expires <= ?");
+    const read = this.st("SELECT * FROM tasks INDEXED BY tasks_queued WHERE sid = ? AND state = 'queued' ORDER BY created, task_id");
+    return this.tx(() => {
+      expire.run(sid, now);
+      return read.all(sid) as TaskRecord[];
+    });
+  }
+
+  async updateTask(taskId: string, from: ReadonlyArray<TaskState>, to: { state: TaskState; at: number; error?: number | null; answer?: string | null }): Promise<boolean> {
+    if (from.length === 0) return false;
+    const column = { queued: null, sent: 'sent_at', received: 'received_at', answered: 'answered_at', expired: null }[to.state];
+    const sets = ['state = ?'];
+    const params: unknown[] = [to.state];
+    if (column) {
+      sets.push(`${column} = ?`);
+      params.push(to.at);
+    }
+    if (to.error !== undefined) {
+      sets.push('error = ?');
+      params.push(to.error);
+    }
+    if (to.answer !== undefined) {
+      sets.push('answer = ?');
+      params.push(to.answer);
+    }
+    const sql = `UPDATE tasks SET ${sets.join(', ')} WHERE task_id = ? AND state IN (${from.map(() => '?').join(', ')})`;
+    return this.st(sql).run(...params, taskId, ...from).changes > 0;
   }
 
   // Events

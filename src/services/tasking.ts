@@ -1,0 +1,141 @@
+// Tasking (decisions.md §2, §4; platform-reference.md §3): creates tasks, sends them over a sensor's live
+// session or queues them for its next one (with a time-to-live), records SELF_TEST when a self-test is
+// requested, and follows each task from the sensor's answers (CLOUD_NOTIFICATION, then the result).
+import { selfTest } from '../catalogue/index.js';
+import { newId } from '../domain/ids.js';
+import type { SensorRecord, TaskRecord } from '../domain/records.js';
+import type { Logger } from '../observability/logger.js';
+import type { PipelineEvent } from '../pipeline/event-writer.js';
+import { RoutingTemplate } from '../pipeline/envelope.js';
+import { parseCommand } from '../protocol/command-line.js';
+import type { TaskMessage } from '../protocol/messages.js';
+import type { Store } from '../store/store.js';
+import type { FleetPresence } from './presence.js';
+
+/** How long a task sent to a live session may still run when no time-to-live was given, ms. */
+export const LIVE_TASK_EXPIRY_MS = 10 * 60_000;
+
+/** Investigation id of the tasks the persistent isolation flag sends (kept out of outputs: it starts with "__"). */
+export const ISOLATION_INVESTIGATION = '__isolation';
+
+export class SensorOfflineError extends Error {
+  override name = 'SensorOfflineError';
+}
+
+/** A sensor event that answers a task, as the gateway saw it arrive (stored by then). */
+export interface TaskAnswer {
+  task_id: string;
+  event_type: string;
+  /** ERROR of the payload, when it has one. */
+  error: number | undefined;
+  json: string;
+}
+
+export interface TaskingDeps {
+  store: Store;
+  presence: FleetPresence;
+  emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
+  logger: Logger;
+  now: () => number;
+}
+
+export class Tasking {
+  constructor(private readonly deps: TaskingDeps) {}
+
+  /**
+   * Tasks a sensor with one or more command lines. Sent now when it is online; queued for its next
+   * session when `ttlS` is given; otherwise SensorOfflineError. Returns the tasks as recorded.
+   */
+  async submit(sensor: SensorRecord, commands: ReadonlyArray<string>, options: { investigationId?: string | undefined; ttlS?: number | undefined }): Promise<TaskRecord[]> {
+    const { store, presence, now } = this.deps;
+    const t = now();
+    const online = presence.isOnline(sensor.sid);
+    if (!online && options.ttlS === undefined) {
+      throw new SensorOfflineError(`sensor ${sensor.sid} is offline: give a ttl (seconds) to queue the task until it connects`);
+    }
+    const tasks: TaskRecord[] = commands.map((command) => ({
+      task_id: newId(), oid: sensor.oid, sid: sensor.sid, command, investigation_id: options.investigationId ?? null, created: t,
+      expires: options.ttlS !== undefined ? t + options.ttlS * 1000 : null, state: 'queued', sent_at: null, received_at: null,
+      answered_at: null, error: null, answer: null,
+    }));
+    for (const task of tasks) await store.createTask(task);
+    if (online) {
+      const template = await this.templateOf(sensor);
+      for (const task of tasks) await this.send(task, template);
+    }
+    return Promise.all(tasks.map(async (task) => (await store.getTask(task.task_id)) ?? task));
+  }
+
+  /** Sends the sensor's queued, unexpired tasks over its new session (called right after its welcome). */
+  async deliverQueued(sid: string, template: RoutingTemplate): Promise<number> {
+    const queued = await this.deps.store.takeQueuedTasks(sid, this.deps.now());
+    let sent = 0;
+    for (const task of queued) if (await this.send(task, template)) sent++;
+    if (sent > 0) this.deps.logger.info({ sid, tasks: sent }, 'queued tasks delivered');
+    return sent;
+  }
+
+  /** Moves tasks forward from the events that answer them (already stored). */
+  async recordAnswers(sid: string, answers: ReadonlyArray<TaskAnswer>): Promise<void> {
+    const { store, now } = this.deps;
+    for (const a of answers) {
+      const task = await store.getTask(a.task_id);
+      if (!task || task.sid !== sid) {
+        this.deps.logger.warn({ sid, task_id: a.task_id, event_type: a.event_type }, 'an event answers a task this sensor was not given; ignored');
+        continue;
+      }
+      const at = now();
+      // A receipt that refuses the task (expired, addressed elsewhere) is its answer.
+      if (a.event_type === 'CLOUD_NOTIFICATION' && (a.error === undefined || a.error === 0)) {
+        await store.updateTask(a.task_id, ['queued', 'sent'], { state: 'received', at });
+      } else {
+        await store.updateTask(a.task_id, ['queued', 'sent', 'received'], { state: 'answered', at, error: a.error ?? 0, answer: a.json });
+      }
+    }
+  }
+
+  /** Sends one task if the sensor's session is open; records SELF_TEST for a self-test request. */
+  private async send(task: TaskRecord, template: RoutingTemplate): Promise<boolean> {
+    const { store, presence, now } = this.deps;
+    const t = now();
+    const message: TaskMessage = {
+      t: 'task', task_id: task.task_id, sid: task.sid, command: task.command,
+      expiry: Math.floor((task.expires ?? t + LIVE_TASK_EXPIRY_MS) / 1000),
+      ...(task.investigation_id !== null ? { investigation_id: task.investigation_id } : {}),
+    };
+    if (!(await store.updateTask(task.task_id, ['queued'], { state: 'sent', at: t }))) return false;
+    if (!presence.sendTask(task.sid, message)) {
+      // The session went away between the check and the send: back in the queue when it can wait.
+      await store.updateTask(task.task_id, ['sent'], { state: task.expires !== null ? 'queued' : 'expired', at: t });
+      return false;
+    }
+    if (isSelfTest(task.command)) await this.deps.emit([selfTestEvent(template, task, t)]);
+    return true;
+  }
+
+  private async templateOf(sensor: SensorRecord): Promise<RoutingTemplate> {
+    const tags = (await this.deps.store.getSensorTags(sensor.sid, this.deps.now())).map((t) => t.tag);
+    return new RoutingTemplate({
+      oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: sensor.plat, arch: sensor.arch,
+      hostname: sensor.hostname, ext_ip: sensor.ext_ip, int_ip: sensor.int_ip, tags,
+    });
+  }
+}
+
+function isSelfTest(command: string): boolean {
+  try {
+    return parseCommand(command).name === 'selftest';
+  } catch {
+    return false;
+  }
+}
+
+/** SELF_TEST: the cloud's record that a self-test was requested, with the task's investigation id. */
+function selfTestEvent(template: RoutingTemplate, task: TaskRecord, now: number): PipelineEvent {
+  const event_id = newId();
+  const extras = task.investigation_id !== null ? { investigation_id: task.investigation_id } : undefined;
+  return {
+    oid: task.oid, sid: task.sid, event_type: 'SELF_TEST', event_time: now, event_id, stream: 'event',
+    json: template.envelope('SELF_TEST', now, event_id, JSON.stringify(selfTest(Math.floor(now / 1000))), extras),
+  };
+}

@@ -1,0 +1,157 @@
+// Task delivery over real sockets to an in-process server with an injectable clock: queued tasks reach a
+// sensor on its next session unless they expired first, answers move each task forward and only its own
+// sensor can answer it, and 1,000 simulated sensors tasked at once each answer their own task.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { TaskMessage } from '../src/protocol/messages.js';
+import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
+import { ProtocolClient } from './harness/protocol-client.js';
+import { apiClient, startTestServer, type TestServer } from './harness/server.js';
+import { waitFor } from './harness/wait.js';
+
+interface Task {
+  task_id: string;
+  sid: string;
+  state: string;
+  expires: string | null;
+  error: number | null;
+  investigation_id: string | null;
+  answer: { routing: { sid: string; investigation_id?: string; event_type: string }; event: Record<string, unknown> } | null;
+}
+
+describe('task delivery', () => {
+  let t: TestServer;
+  let api: ReturnType<typeof apiClient>;
+  let offset = 0;
+  const clients: ProtocolClient[] = [];
+
+  beforeEach(async () => {
+    offset = 0;
+    t = await startTestServer({}, { now: () => Date.now() + offset });
+    api = apiClient(t.url, t.apiKey);
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.ws.terminate();
+    await t.close();
+  });
+
+  async function enrolled(hostname: string): Promise<{ client: ProtocolClient; sid: string; secret: string }> {
+    const client = new ProtocolClient(t.url);
+    clients.push(client);
+    await client.hello({ installation_key: t.installationKey }, { host: { hostname } });
+    const w = await client.welcome();
+    return { client, sid: w.sid, secret: w.identity!.secret };
+  }
+
+  const getTask = async (id: string): Promise<Task> => (await api<Task>('GET', `/v1/tasks/${id}`)).body;
+
+  it('an offline sensor gets 409 without a ttl; queued tasks arrive on its next session, expired ones never', async () => {
+    const { client, sid, secret } = await enrolled('offline-1');
+    client.close();
+    await waitFor(() => !t.server.registry.isOnline(sid), { message: 'offline' });
+
+    const refused = await api<{ error: string; code: string }>('POST', `/v1/${sid}`, { tasks: ['selftest'] });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'SENSOR_OFFLINE' });
+    expect(refused.body.error).toMatch(/offline.*ttl/);
+
+    const short = (await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['unload_kernel'], ttl: 60, investigation_id: 'short' })).body.tasks[0]!;
+    const long = (await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['run --shell-command "echo hi"'], ttl: 3600, investigation_id: 'long' })).body.tasks[0]!;
+    expect(short.state).toBe('queued');
+    expect(long.expires).not.toBeNull();
+    offset += 120_000;
+
+    const back = new ProtocolClient(t.url);
+    clients.push(back);
+    await back.hello({ sid, secret }, { host: { hostname: 'offline-1' } });
+    await back.welcome();
+    const delivered = (await back.next('task')) as TaskMessage;
+    expect(delivered).toMatchObject({ t: 'task', task_id: long.task_id, sid, command: 'run --shell-command "echo hi"', investigation_id: 'long' });
+    expect(delivered.expiry).toBe(Math.floor((Date.parse(long.expires!)) / 1000));
+    expect((await getTask(short.task_id)).state).toBe('expired');
+    expect((await getTask(long.task_id)).state).toBe('sent');
+    expect(back.messages.filter((m) => m.t === 'task')).toHaveLength(1);
+
+    // The answers move it forward: received, then answered with the result event.
+    const now = Date.now();
+    back.sendEvents(1, [{ event_type: 'CLOUD_NOTIFICATION', event_time: now, task_id: long.task_id, investigation_id: 'long', event: {
+      NOTIFICATION_ID: 'run', NOTIFICATION: { INVESTIGATION_ID: 'long' }, EXPIRY: delivered.expiry,
+      HCP_IDENT: { HCP_ORG_ID: t.oid.replace(/-/g, ''), HCP_SENSOR_ID: sid.replace(/-/g, ''), HCP_INSTALLER_ID: '0'.repeat(32), HCP_ARCHITECTURE: 2, HCP_PLATFORM: 0x20000000 },
+    } }]);
+    await waitFor(async () => (await getTask(long.task_id)).state === 'received', { message: 'received' });
+    back.sendEvents(2, [{ event_type: 'RECEIPT', event_time: now + 1, task_id: long.task_id, investigation_id: 'long', event: { ERROR: 5, ERROR_MESSAGE: 'run is disabled' } }]);
+    const answered = await waitFor(async () => {
+      const x = await getTask(long.task_id);
+      return x.state === 'answered' ? x : undefined;
+    }, { message: 'answered' });
+    expect(answered).toMatchObject({ error: 5, answer: { routing: { event_type: 'RECEIPT', investigation_id: 'long', sid }, event: { ERROR: 5 } } });
+    const listed = (await api<{ tasks: Task[] }>('GET', `/v1/${sid}/tasks`)).body.tasks;
+    expect(listed.map((x) => [x.task_id, x.state])).toEqual([[long.task_id, 'answered'], [short.task_id, 'expired']]);
+  });
+
+  it('a sensor cannot answer another sensor\'s task', async () => {
+    const a = await enrolled('owner');
+    const b = await enrolled('intruder');
+    const task = (await api<{ tasks: Task[] }>('POST', `/v1/${a.sid}`, { tasks: ['selftest'] })).body.tasks[0]!;
+    await a.client.next('task');
+    b.client.sendEvents(1, [{ event_type: 'RECEIPT', event_time: Date.now(), task_id: task.task_id, event: { ERROR: 0 } }]);
+    await b.client.waitForAck(1);
+    await t.server.writer.drain();
+    expect((await getTask(task.task_id)).state).toBe('sent');
+    // The task of another organization is not visible either.
+    expect((await api('GET', `/v1/tasks/${randomUUID()}`)).status).toBe(404);
+  });
+
+  it('the persistent isolation flag is re-applied on every reconnect of a host that is not isolated', async () => {
+    const { client, sid, secret } = await enrolled('flagged');
+    const set = await api<{ should_isolate: boolean; task_id: string }>('POST', `/v1/${sid}/isolation`);
+    expect(set.body.should_isolate).toBe(true);
+    const first = (await client.next('task')) as TaskMessage;
+    expect(first).toMatchObject({ task_id: set.body.task_id, command: 'segregate_network', investigation_id: '__isolation' });
+    client.close();
+    await waitFor(() => !t.server.registry.isOnline(sid), { message: 'offline' });
+    const again = new ProtocolClient(t.url);
+    clients.push(again);
+    await again.hello({ sid, secret }, { host: { hostname: 'flagged', is_segregated: false } });
+    expect(await again.next('task')).toMatchObject({ command: 'segregate_network', investigation_id: '__isolation' });
+    // A host that reports itself isolated is left alone.
+    again.close();
+    await waitFor(() => !t.server.registry.isOnline(sid), { message: 'offline again' });
+    const isolated = new ProtocolClient(t.url);
+    clients.push(isolated);
+    await isolated.hello({ sid, secret }, { host: { hostname: 'flagged', is_segregated: true } });
+    await isolated.welcome();
+    await t.server.writer.drain();
+    expect((await api<{ is_isolated: boolean; should_isolate: boolean }>('GET', `/v1/${sid}/isolation`)).body).toMatchObject({ should_isolate: true, is_isolated: true });
+    expect(isolated.messages.some((m) => m.t === 'task')).toBe(false);
+    const lifted = await api<{ should_isolate: boolean; task_id: string }>('DELETE', `/v1/${sid}/isolation`);
+    expect(lifted.body.should_isolate).toBe(false);
+    expect(await isolated.next('task')).toMatchObject({ task_id: lifted.body.task_id, command: 'rejoin_network' });
+  });
+
+  it('1,000 simulated sensors tasked at once: every one answers, each answer routed to its own task', async () => {
+    const sim = new FleetSimulator({ url: t.url, installationKey: t.installationKey, sensors: 1000, encoding: 'msgpack', connectRate: 2000, connectConcurrency: 200, maxInflight: 4, hostnamePrefix: 'tasked', seed: 5 });
+    try {
+      expect(await sim.connectAll(60_000)).toBe(1000);
+      const sids = sim.sensors.map((s) => s.sid!);
+      const created = await Promise.all(sids.map(async (sid, i) => {
+        const res = await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['selftest'], investigation_id: `fleet-${i}` });
+        expect(res.status).toBe(200);
+        return res.body.tasks[0]!;
+      }));
+      await waitFor(() => sim.sensors.every((s) => s.tasksAnswered === 1), { timeoutMs: 60_000, message: 'every simulated sensor answered' });
+      const answered = await waitFor(async () => {
+        const all = await Promise.all(created.map((c) => getTask(c.task_id)));
+        return all.every((x) => x.state === 'answered') ? all : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 250, message: 'all 1000 tasks answered' });
+      for (const [i, task] of answered.entries()) {
+        expect(task.sid).toBe(sids[i]);
+        expect(task.answer!.routing).toMatchObject({ sid: sids[i], investigation_id: `fleet-${i}`, event_type: 'RECEIPT' });
+        expect(task.error).toBe(0);
+      }
+    } finally {
+      await sim.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,173 @@
+// Tasking end to end with real `picket sensor` processes against a `picket serve` process: each command
+// of the reference sensor answers CLOUD_NOTIFICATION first, then its result event, both carrying the
+// investigation id, with the ERROR codes of the reference table. (Network isolation, which needs a network
+// namespace, is in test/isolation.test.ts.)
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateEvent } from '../src/catalogue/index.js';
+import { runCli, startSensorProcess, startServerProcess, type ManagedProcess, type ServerProcess } from './harness/processes.js';
+import { apiClient } from './harness/server.js';
+import { waitFor } from './harness/wait.js';
+
+interface Envelope {
+  routing: Record<string, unknown> & { event_type: string; event_time: number; investigation_id?: string };
+  event: Record<string, unknown>;
+}
+
+interface Task {
+  task_id: string;
+  state: string;
+  error: number | null;
+  answer: Envelope | null;
+}
+
+const FAR_S = 9_999_999_999;
+
+describe('tasking a real sensor process', () => {
+  let server: ServerProcess;
+  let api: ReturnType<typeof apiClient>;
+  const sensors: ManagedProcess[] = [];
+  const dirs: string[] = [];
+  let runner = ''; // started with --allow-run
+  let plain = '';
+  let runnerDir = '';
+
+  beforeAll(async () => {
+    server = await startServerProcess();
+    api = apiClient(server.url, server.credentials.api_key);
+    const start = async (hostname: string, args: string[]): Promise<[string, string]> => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-task-'));
+      dirs.push(dir);
+      sensors.push(startSensorProcess({ url: server.url, key: server.credentials.installation_key, stateDir: dir, hostname, args }));
+      const sid = await waitFor(() => (existsSync(path.join(dir, 'identity.json')) ? (JSON.parse(readFileSync(path.join(dir, 'identity.json'), 'utf8')) as { sid: string }).sid : undefined), { message: `${hostname} enrolled` });
+      await waitFor(async () => (await api<{ is_online: boolean }>('GET', `/v1/${sid}`)).body.is_online, { message: `${hostname} online` });
+      return [sid, dir];
+    };
+    [runner, runnerDir] = await start('task-runner', ['--allow-run']);
+    [plain] = await start('task-plain', []);
+  });
+
+  afterAll(async () => {
+    for (const s of sensors) s.kill('SIGKILL');
+    server?.kill('SIGTERM');
+    await server?.exited;
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    if (server) rmSync(server.dataDir, { recursive: true, force: true });
+  });
+
+  async function task(sid: string, command: string, investigationId: string): Promise<Task> {
+    const res = await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: [command], investigation_id: investigationId });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const created = res.body.tasks[0]!;
+    expect(created.state).toBe('sent');
+    return waitFor(async () => {
+      const t = (await api<Task>('GET', `/v1/tasks/${created.task_id}`)).body;
+      return t.state === 'answered' ? t : undefined;
+    }, { timeoutMs: 20_000, message: `answer to ${command}` });
+  }
+
+  /** The sensor's events carrying this investigation id, in order: CLOUD_NOTIFICATION first, then the result. */
+  async function eventsOf(sid: string, investigationId: string, count: number): Promise<Envelope[]> {
+    return waitFor(async () => {
+      const res = await api<{ events: Envelope[] }>('GET', `/v1/insight/${server.credentials.oid}/${sid}?start=0&end=${FAR_S}&limit=10000`);
+      const mine = res.body.events.filter((e) => e.routing.investigation_id === investigationId);
+      return mine.length >= count ? mine : undefined;
+    }, { message: `${count} events of ${investigationId}` });
+  }
+
+  async function expectAnswered(sid: string, command: string, resultType: string, error: number): Promise<Envelope> {
+    const inv = `inv-${command.split(' ')[0]}-${Math.random().toString(36).slice(2, 8)}`;
+    const t = await task(sid, command, inv);
+    expect(t.error).toBe(error);
+    expect(t.answer!.routing.event_type).toBe(resultType);
+    // SELF_TEST (the cloud's record of the request) comes with the task's investigation id too.
+    const events = (await eventsOf(sid, inv, command === 'selftest' ? 3 : 2)).filter((e) => e.routing.event_type !== 'SELF_TEST');
+    const receipt = events[0]!;
+    expect(receipt.routing.event_type).toBe('CLOUD_NOTIFICATION');
+    expect(receipt.event).toMatchObject({ NOTIFICATION_ID: command.split(' ')[0], NOTIFICATION: { INVESTIGATION_ID: inv } });
+    const ident = receipt.event.HCP_IDENT as Record<string, unknown>;
+    expect(ident.HCP_SENSOR_ID).toBe(sid.replace(/-/g, ''));
+    expect(ident).toMatchObject({ HCP_PLATFORM: 0x20000000, HCP_ARCHITECTURE: expect.any(Number) as number });
+    const answer = events.find((e) => e.routing.event_type === resultType)!;
+    expect(answer.event.ERROR).toBe(error);
+    expect(answer.routing.event_time).toBeGreaterThanOrEqual(receipt.routing.event_time);
+    for (const e of events) expect(validateEvent(e, { produced: true }).errors).toEqual([]);
+    return answer;
+  }
+
+  it('selftest: the cloud records SELF_TEST, the sensor answers SELF_TEST_RESULT with each check', async () => {
+    const answer = await expectAnswered(plain, 'selftest', 'SELF_TEST_RESULT', 0);
+    const checks = answer.event.CHECKS as Array<{ name: string; ok: boolean }>;
+    expect(checks.map((c) => c.name)).toEqual(['identity', 'state_dir_writable', 'event_buffer', 'clock', 'cloud_connection', 'network_isolation']);
+    expect(checks.every((c) => c.ok)).toBe(true);
+    const res = await api<{ events: Envelope[] }>('GET', `/v1/insight/${server.credentials.oid}/${plain}?start=0&end=${FAR_S}&event_type=SELF_TEST`);
+    expect(res.body.events.length).toBeGreaterThanOrEqual(1);
+    expect(res.body.events[0]!.routing.investigation_id).toMatch(/^inv-selftest-/);
+  });
+
+  it('run: exit code and output when allowed, RECEIPT ERROR 5 when not, 87 for bad arguments, 1460 on timeout', async () => {
+    const ok = await expectAnswered(runner, 'run --shell-command "echo picket; echo oops >&2; exit 3"', 'RUN', 0);
+    expect(ok.event).toMatchObject({ EXIT_CODE: 3, STDOUT: 'picket\n', STDERR: 'oops\n', IS_STDOUT_TRUNCATED: false });
+    const big = await expectAnswered(runner, 'run --shell-command "head -c 200000 /dev/zero | tr \'\\\\0\' x"', 'RUN', 0);
+    expect((big.event.STDOUT as string).length).toBe(64 * 1024);
+    expect(big.event.IS_STDOUT_TRUNCATED).toBe(true);
+    expect((await expectAnswered(runner, 'run --shell-command "sleep 30" --timeout 1', 'RUN', 1460)).event.ERROR_MESSAGE).toMatch(/timed out/);
+    expect((await expectAnswered(runner, 'run --payload-name x', 'RUN', 87)).event.ERROR_MESSAGE).toMatch(/unsupported option/);
+    expect((await expectAnswered(plain, 'run --shell-command id', 'RECEIPT', 5)).event.ERROR_MESSAGE).toMatch(/--allow-run/);
+  });
+
+  it('set_performance_mode, unload_kernel (50) and update (applied and persisted; 87 for a bad config)', async () => {
+    expect((await expectAnswered(runner, 'set_performance_mode --is-enabled', 'SET_PERFORMANCE_MODE', 0)).event.IS_ENABLED).toBe(true);
+    expect((await expectAnswered(runner, 'unload_kernel', 'UNLOAD_KERNEL', 50)).event.ERROR_MESSAGE).toMatch(/no kernel component/);
+    await expectAnswered(runner, 'update --collector sync --config \'{"interval_s": 3600}\'', 'UPDATE', 0);
+    const config = JSON.parse(readFileSync(path.join(runnerDir, 'config.json'), 'utf8')) as { collectors: Record<string, unknown>; performance_mode: boolean };
+    expect(config).toEqual({ collectors: { sync: { interval_s: 3600 } }, performance_mode: true });
+    await expectAnswered(runner, 'update --collector sync --config "{not json"', 'UPDATE', 87);
+    await expectAnswered(runner, 'update --collector nosuch --config {}', 'UPDATE', 87);
+    await expectAnswered(runner, 'unload_kernel --now', 'UNLOAD_KERNEL', 87);
+  });
+
+  it('an unknown command is RECEIPT ERROR 50', async () => {
+    expect((await expectAnswered(plain, 'frobnicate --hard', 'RECEIPT', 50)).event.ERROR_MESSAGE).toBe('unknown command: frobnicate');
+  });
+
+  it('picket task --wait prints the receipt and the answer; --json the answering event', async () => {
+    const r = await runCli(['task', plain, 'unload_kernel', '--wait', '--json', '--data', server.dataDir]);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ step: 'sent' });
+    const last = lines.at(-1) as unknown as Envelope;
+    expect(last.routing.event_type).toBe('UNLOAD_KERNEL');
+    expect(last.event.ERROR).toBe(50);
+    expect(r.code).toBe(3);
+    const human = await runCli(['task', plain, 'selftest', '--wait', '--investigation-id', 'cli-inv', '--data', server.dataDir]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^answered\s+SELF_TEST_RESULT\s+ERROR 0/m);
+  });
+
+  it('malformed task requests get clear API errors', async () => {
+    const cases: Array<[string, unknown, number, RegExp]> = [
+      [plain, { tasks: [] }, 400, /no command line/],
+      [plain, { tasks: ['   '] }, 400, /no command line/],
+      [plain, {}, 400, /tasks/],
+      [plain, { tasks: ['run --shell-command "unterminated'] }, 400, /unterminated double quote/],
+      [plain, { tasks: Array.from({ length: 101 }, () => 'selftest') }, 400, /at most 100/],
+      [plain, { tasks: ['x'.repeat(20_000)] }, 400, /tasks.*4096 characters/],
+      [plain, { tasks: ['selftest'], ttl: 0 }, 400, /ttl/],
+      ['00000000-0000-4000-8000-000000000000', { tasks: ['selftest'] }, 404, /not found/],
+      ['not-a-sid', { tasks: ['selftest'] }, 404, /not found/],
+    ];
+    for (const [sid, body, status, message] of cases) {
+      const res = await api<{ error: string }>('POST', `/v1/${sid}`, body);
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(status);
+      expect(res.body.error).toMatch(message);
+    }
+    // Another organization's sensor does not exist for this key.
+    const other = await api<{ api_key: string }>('POST', '/v1/orgs', { name: 'elsewhere' });
+    const stranger = apiClient(server.url, other.body.api_key);
+    const res = await stranger<{ error: string }>('POST', `/v1/${plain}`, { tasks: ['selftest'] });
+    expect(res.status).toBe(404);
+    expect((await stranger('GET', `/v1/${plain}/tasks`)).status).toBe(404);
+  });
+});
