@@ -1,0 +1,73 @@
+// The reference sensor's command runner on its own: honest errors when isolation cannot be done, the
+// nftables ruleset it installs, and argument checking.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CommandRunner, type CommandContext } from '../src/sensor/commands/command-runner.js';
+import { isolationRuleset, NftIsolation, type NetworkIsolation } from '../src/sensor/commands/network-isolation.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function runner(isolation: NetworkIsolation, changes: boolean[] = []): CommandRunner {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'picket-cmd-'));
+  dirs.push(stateDir);
+  const ctx: CommandContext = {
+    stateDir, cloud: { host: '127.0.0.1', port: 4830 }, allowRun: false, isolation,
+    selfTest: async () => [{ name: 'x', ok: false, detail: 'broken on purpose' }],
+    applyCollector: () => undefined,
+    isolationChanged: (v) => changes.push(v),
+  };
+  return new CommandRunner(ctx);
+}
+
+describe('sensor commands', () => {
+  it('never reports an isolation it did not achieve', async () => {
+    const changes: boolean[] = [];
+    const failing: NetworkIsolation = {
+      isolate: async () => ({ error: 5, message: 'network isolation needs root (nftables): run the sensor as root' }),
+      rejoin: async () => ({ error: 50, message: 'nft (nftables) is not installed' }),
+      isIsolated: async () => false,
+    };
+    const r = runner(failing, changes);
+    expect(await r.execute('segregate_network')).toEqual({ eventType: 'SEGREGATE_NETWORK', payload: { ERROR: 5, ERROR_MESSAGE: 'network isolation needs root (nftables): run the sensor as root' } });
+    expect(await r.execute('rejoin_network')).toMatchObject({ eventType: 'REJOIN_NETWORK', payload: { ERROR: 50 } });
+    expect(changes).toEqual([]);
+    expect(await r.execute('segregate_network --now')).toMatchObject({ eventType: 'SEGREGATE_NETWORK', payload: { ERROR: 87 } });
+  });
+
+  it('the real backend refuses honestly without root', async () => {
+    if (process.getuid?.() === 0) {
+      // As root the unprivileged branch is reached by pretending to be another user.
+      const original = process.getuid;
+      process.getuid = () => 1000;
+      try {
+        expect(await new NftIsolation().isolate({ host: '127.0.0.1', port: 1 })).toMatchObject({ error: process.platform === 'linux' ? 5 : 50 });
+      } finally {
+        process.getuid = original;
+      }
+    } else {
+      expect((await new NftIsolation().isolate({ host: '127.0.0.1', port: 1 })).error).not.toBe(0);
+    }
+  });
+
+  it('the ruleset drops everything but loopback and the cloud endpoint, IPv4 and IPv6', () => {
+    const rules = isolationRuleset(['10.0.0.1', 'fd00::1'], 443);
+    expect(rules).toContain('table inet picket_isolation {');
+    expect(rules).toMatch(/hook input priority -10; policy drop;/);
+    expect(rules).toMatch(/hook output priority -10; policy drop;/);
+    expect(rules).toContain('ip saddr 10.0.0.1 tcp sport 443 accept');
+    expect(rules).toContain('ip6 daddr fd00::1 tcp dport 443 accept');
+    expect(rules).toContain('oif "lo" accept');
+  });
+
+  it('a failed self-test check makes SELF_TEST_RESULT say so; a bad command line is ERROR 87', async () => {
+    const r = runner({ isolate: async () => ({ error: 0 }), rejoin: async () => ({ error: 0 }), isIsolated: async () => false });
+    expect(await r.execute('selftest')).toMatchObject({ eventType: 'SELF_TEST_RESULT', payload: { ERROR: 1, ERROR_MESSAGE: 'failed: x', CHECKS: [{ name: 'x', ok: false }] } });
+    expect(await r.execute('run "unterminated')).toMatchObject({ eventType: 'RECEIPT', payload: { ERROR: 87 } });
+    expect(await r.execute('set_performance_mode --is-enabled maybe')).toMatchObject({ eventType: 'SET_PERFORMANCE_MODE', payload: { ERROR: 87 } });
+  });
+});
