@@ -1,19 +1,157 @@
-// Tasking round trip: from the task API call to its result event. Tasking lands with the tasking issue;
-// until then this benchmark records that it cannot measure anything, so the report shows the gap.
+// Tasking round trip: from the task API call (`POST /v1/{sid}`) to its result event being stored, at
+// 1,000 tasks per second spread over connected simulated sensors (200 in quick mode). Each simulated
+// sensor answers at once (CLOUD_NOTIFICATION and RECEIPT in one batch); the round trip ends when the cloud
+// acknowledges that batch, i.e. the result event is durable. Baseline, in the same run: the same task
+// message echoed over one WebSocket by a bare `ws` server (no API, no store).
+import { performance } from 'node:perf_hooks';
+import { WebSocket, WebSocketServer } from 'ws';
+import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
+import { LatencyRecorder } from '../src/simulator/latency-recorder.js';
 import type { BenchContext } from './lib/context.js';
-import type { BenchResult } from './lib/result.js';
+import { startPicket } from './lib/processes.js';
+import { checkTarget, round, type BenchResult } from './lib/result.js';
+
+const RATE = 1000;
 
 export async function taskingBenchmark(ctx: BenchContext): Promise<Omit<BenchResult, 'command' | 'commit' | 'date' | 'quick' | 'machine' | 'duration_s'>> {
-  ctx.log('tasking: not available yet (no task API in this build)');
-  return {
-    name: 'tasking',
-    title: 'Tasking round trip',
-    status: 'not-available',
-    figures: {},
-    baseline: { description: 'an in-process echo of the same task messages over one WebSocket (to be measured with the tasking API)', figures: {} },
-    ratios: {},
-    targets: [{ description: 'task round trip p99 < 10 ms at 1,000 tasks/s', figure: 'round_trip_p99_ms', op: '<=', value: 10, met: null }],
-    limits: [],
-    notes: ['Not measured: the task API (`POST /v1/{sid}`) and sensor-side command handling land with the tasking issue; this benchmark will drive 1,000 tasks/s over connected simulated sensors then.'],
-  };
+  const sensors = ctx.quick ? 200 : 1000;
+  const durationS = ctx.quick ? 3 : 10;
+  const total = RATE * durationS;
+
+  const baseline = await echoBaseline(total);
+  ctx.log(`  baseline echo p50 ${baseline.p50} ms p99 ${baseline.p99} ms`);
+
+  const server = await startPicket({});
+  const started = new Map<string, number>();
+  const early = new Map<string, number>();
+  const roundTrip = new LatencyRecorder();
+  let answered = 0;
+  const sim = new FleetSimulator({
+    url: server.url, installationKey: server.installationKey, sensors, encoding: 'msgpack', connectRate: 2000, connectConcurrency: 200,
+    maxInflight: 64, hostnamePrefix: 'bench-task', seed: 11,
+    onTaskAnswerStored: (taskId) => {
+      const now = performance.now();
+      const t0 = started.get(taskId);
+      // The answer can be stored before the API call that created the task has returned.
+      if (t0 === undefined) {
+        early.set(taskId, now);
+        return;
+      }
+      started.delete(taskId);
+      roundTrip.record(now - t0);
+      answered++;
+    },
+  });
+  try {
+    const connected = await sim.connectAll(120_000);
+    if (connected < sensors) throw new Error(`only ${connected} of ${sensors} simulated sensors connected`);
+    const sids = sim.sensors.map((s) => s.sid!);
+    ctx.log(`  ${sensors} simulated sensors connected; ${total} tasks at ${RATE}/s`);
+    const headers = { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' };
+    const failures: string[] = [];
+    const inflight = new Set<Promise<void>>();
+    const t0 = performance.now();
+    for (let i = 0; i < total; i++) {
+      // Paced against the clock: task i leaves at t0 + i / RATE.
+      const due = t0 + (i * 1000) / RATE;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      const sid = sids[i % sids.length]!;
+      const sentAt = performance.now();
+      const p = fetch(`${server.url}/v1/${sid}`, { method: 'POST', headers, body: JSON.stringify({ tasks: ['selftest'], investigation_id: `bench-${i}` }) })
+        .then(async (res) => {
+          const body = (await res.json()) as { tasks?: Array<{ task_id: string }> };
+          const id = body.tasks?.[0]?.task_id;
+          if (!res.ok || !id) {
+            failures.push(`HTTP ${res.status}`);
+            return;
+          }
+          const storedAt = early.get(id);
+          if (storedAt !== undefined) {
+            early.delete(id);
+            roundTrip.record(storedAt - sentAt);
+            answered++;
+          } else {
+            started.set(id, sentAt);
+          }
+        })
+        .catch((err: unknown) => void failures.push((err as Error).message));
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      if (i % 1000 === 0) ctx.progress(`task ${i}/${total}`);
+    }
+    await Promise.all(inflight);
+    const sendS = (performance.now() - t0) / 1000;
+    const deadline = Date.now() + 60_000;
+    while (answered + failures.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const r = roundTrip.summary();
+    ctx.log(`  round trip p50 ${r.p50} ms p99 ${r.p99} ms; ${answered}/${total} answered; ${failures.length} API failures`);
+    const result = {
+      name: 'tasking',
+      title: 'Tasking round trip',
+      status: 'measured' as const,
+      figures: {
+        sensors: { value: sensors, unit: 'sensors', description: 'connected simulated sensors the tasks are spread over' },
+        tasks: { value: total, unit: 'tasks', description: `selftest tasks sent at ${RATE}/s for ${durationS} s` },
+        achieved_rate: { value: Math.round(total / sendS), unit: 'tasks/s', description: 'rate the API calls actually left at' },
+        answered: { value: answered, unit: 'tasks', description: 'tasks whose result event was stored' },
+        round_trip_p50_ms: { value: r.p50, unit: 'ms', description: 'API call → task delivered → CLOUD_NOTIFICATION + RECEIPT stored (acknowledged), p50' },
+        round_trip_p99_ms: { value: r.p99, unit: 'ms', description: 'same, p99' },
+      },
+      baseline: {
+        description: 'the same task message echoed by a bare ws server over one WebSocket at the same rate (no HTTP, no store), in this process',
+        figures: {
+          echo_p50_ms: { value: baseline.p50, unit: 'ms', description: 'echo round trip, p50' },
+          echo_p99_ms: { value: baseline.p99, unit: 'ms', description: 'echo round trip, p99' },
+        },
+      },
+      ratios: {
+        round_trip_vs_echo_p99: { value: round(r.p99 / Math.max(baseline.p99, 0.01)), unit: '', description: 'task round trip p99 / bare echo p99' },
+      },
+      targets: [] as BenchResult['targets'],
+      limits: [
+        'Each round trip includes the HTTP API call (auth, task row written), the task row update to "sent", delivery, and one group commit of the answer (fsync with PICKET_SQLITE_SYNC=full) before its ack.',
+        'The load generator, the simulated sensors and the server share this machine\'s 2 cores.',
+      ],
+      notes: failures.length > 0 ? [`${failures.length} API calls failed, e.g. ${failures[0]}`] : [],
+    };
+    result.targets = [checkTarget('task round trip p99 < 10 ms at 1,000 tasks/s', 'round_trip_p99_ms', '<=', 10, result)];
+    return result;
+  } finally {
+    await sim.close();
+    await server.stop();
+  }
+}
+
+/** Echo round trips of a task-sized message over one WebSocket, paced at RATE per second. */
+async function echoBaseline(count: number): Promise<{ p50: number; p99: number }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const { port } = wss.address() as { port: number };
+  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+  await new Promise<void>((r, j) => {
+    ws.once('open', () => r());
+    ws.once('error', j);
+  });
+  const rec = new LatencyRecorder();
+  const sent = new Map<number, number>();
+  let received = 0;
+  ws.on('message', (data: Buffer) => {
+    const i = (JSON.parse(data.toString()) as { i: number }).i;
+    rec.record(performance.now() - sent.get(i)!);
+    received++;
+  });
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const wait = t0 + (i * 1000) / RATE - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    sent.set(i, performance.now());
+    ws.send(JSON.stringify({ i, t: 'task', task_id: '6f0c1f7e-3b1a-4c53-9e1d-2b6f0a3c9d11', sid: '8fc370e6-699a-4985-8e75-c1316b725570', command: 'selftest', investigation_id: `bench-${i}`, expiry: 1763800000 }));
+  }
+  while (received < count) await new Promise((r) => setTimeout(r, 10));
+  ws.close();
+  wss.close();
+  const s = rec.summary();
+  return { p50: s.p50, p99: s.p99 };
 }

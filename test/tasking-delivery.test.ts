@@ -90,6 +90,20 @@ describe('task delivery', () => {
     expect(listed.map((x) => [x.task_id, x.state])).toEqual([[long.task_id, 'answered'], [short.task_id, 'expired']]);
   });
 
+  it('accepts tasks form-encoded as the platform\'s clients send them (repeated tasks fields)', async () => {
+    const { client, sid } = await enrolled('form-1');
+    const body = new URLSearchParams([['tasks', 'run --shell-command "echo a, b"'], ['tasks', 'unload_kernel'], ['investigation_id', 'form-inv']]);
+    const res = await fetch(`${t.url}/v1/${sid}`, { method: 'POST', headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    expect(res.status).toBe(200);
+    const tasks = ((await res.json()) as { tasks: Task[] }).tasks;
+    expect(tasks.map((x) => [x.state, x.investigation_id])).toEqual([['sent', 'form-inv'], ['sent', 'form-inv']]);
+    await waitFor(() => client.messages.filter((m) => m.t === 'task').length === 2, { message: 'both tasks delivered' });
+    expect(client.messages.filter((m): m is TaskMessage => m.t === 'task').map((m) => m.command)).toEqual(['run --shell-command "echo a, b"', 'unload_kernel']);
+    // One form field is one command line, commas and all.
+    const single = await fetch(`${t.url}/v1/${sid}`, { method: 'POST', headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'tasks=run+--shell-command+%22echo+x%2Cy%22' });
+    expect(((await single.json()) as { tasks: Task[] }).tasks.map((x) => x.command)).toEqual(['run --shell-command "echo x,y"']);
+  });
+
   it('a sensor cannot answer another sensor\'s task', async () => {
     const a = await enrolled('owner');
     const b = await enrolled('intruder');

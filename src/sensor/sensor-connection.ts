@@ -288,6 +288,8 @@ export class SensorConnection {
     if (this.pauseTimer) clearTimeout(this.pauseTimer);
     this.pauseTimer = setTimeout(() => {
       this.pauseTimer = null;
+      // Timers may fire a millisecond before Date.now() reaches pausedUntil: the pause is over now.
+      this.pausedUntil = 0;
       this.flush();
     }, seconds * 1000);
   }

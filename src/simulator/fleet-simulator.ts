@@ -22,6 +22,8 @@ export interface FleetOptions {
   hostnamePrefix: string;
   seed: number;
   ca?: Buffer;
+  /** Called when the cloud stored a sensor's answer to a task (for the tasking benchmark). */
+  onTaskAnswerStored?: (taskId: string) => void;
 }
 
 export interface LoadOptions {
@@ -132,6 +134,7 @@ export class FleetSimulator {
         this.countError(`closed ${code}${reason ? ` ${reason}` : ''}`);
         setTimeout(() => void this.connectWithRetry(sensor), 500 + Math.random() * 1500).unref();
       },
+      taskAnswerStored: (_sensor, taskId) => options.onTaskAnswerStored?.(taskId),
     };
     const url = gatewayUrl(options.url);
     for (let i = 0; i < options.sensors; i++) {

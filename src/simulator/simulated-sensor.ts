@@ -27,6 +27,8 @@ export interface SimulatedSensorListener {
   closed(sensor: SimulatedSensor, code: number, reason: string, wasOnline: boolean): void;
   /** A task arrived (it is answered at once with CLOUD_NOTIFICATION and RECEIPT ERROR 0). */
   tasked?(sensor: SimulatedSensor, task: TaskMessage): void;
+  /** The cloud acknowledged (stored) the answer to a task. */
+  taskAnswerStored?(sensor: SimulatedSensor, taskId: string): void;
 }
 
 interface PendingBatch {
@@ -34,6 +36,8 @@ interface PendingBatch {
   firstSentAt: number;
   events: number;
   frame: string | Buffer;
+  /** The task this batch answers, if it does. */
+  taskId?: string;
 }
 
 export class SimulatedSensor {
@@ -138,11 +142,11 @@ export class SimulatedSensor {
   }
 
   /** Sends one batch; the caller checks canSend() first. */
-  send(events: SensorEvent[], now: number): void {
+  send(events: SensorEvent[], now: number, taskId?: string): void {
     if (!this.ws || !this.online) throw new Error('sensor is not online');
     const seq = ++this.lastSeq;
     const frame = encodeFrame({ t: 'events', seq, events }, this.options.encoding);
-    this.pending.push({ seq, firstSentAt: now, events: events.length, frame });
+    this.pending.push({ seq, firstSentAt: now, events: events.length, frame, ...(taskId !== undefined ? { taskId } : {}) });
     this.ws.send(frame);
   }
 
@@ -160,7 +164,7 @@ export class SimulatedSensor {
     this.send([
       { event_type: 'CLOUD_NOTIFICATION', event_time: now, event: notification as unknown as Record<string, unknown>, ...routing },
       { event_type: 'RECEIPT', event_time: now, event: { ERROR: 0, ERROR_MESSAGE: 'done' }, ...routing },
-    ], now);
+    ], now, task.task_id);
     this.tasksAnswered++;
   }
 
@@ -181,6 +185,7 @@ export class SimulatedSensor {
     while (this.pending.length > 0 && this.pending[0]!.seq <= ackSeq) {
       const p = this.pending.shift()!;
       released.push({ latencyMs: now - p.firstSentAt, events: p.events });
+      if (p.taskId !== undefined) this.listener.taskAnswerStored?.(this, p.taskId);
     }
     this.listener.acked(this, released);
   }
