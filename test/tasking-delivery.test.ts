@@ -12,6 +12,7 @@ import { waitFor } from './harness/wait.js';
 interface Task {
   task_id: string;
   sid: string;
+  command: string;
   state: string;
   expires: string | null;
   error: number | null;

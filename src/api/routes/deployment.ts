@@ -6,13 +6,12 @@ import { isUuid } from '../../domain/ids.js';
 import { PLATFORM } from '../../domain/platform.js';
 import { CloseCode } from '../../protocol/close-codes.js';
 import { quotaChangedEvent } from '../../sources/platform/deployment-events.js';
-import { InvalidCursorError } from '../../store/errors.js';
 import { loadSensor, principalOf, requireOrg, requireRoot } from '../auth.js';
 import type { ApiApp, ApiContext } from '../context.js';
-import { ApiError, badRequest, notFound } from '../errors.js';
+import { ApiError, notFound } from '../errors.js';
 import { errors, OidParams, QuotaInput, SidParams } from '../schemas.js';
 import { parseQuota } from '../views.js';
-import { MAX_EVENTS_PER_PAGE, MAX_TIME_S } from './insight.js';
+import { EventPageResponse, rangeQueryProps, sendEventPage } from './insight.js';
 
 const STREAMS = ['deployment', 'audit', 'artifact', 'billing', 'schedule'] as const;
 const PLATFORM_NAMES = new Map<number, string>(Object.entries(PLATFORM).map(([name, code]) => [code, name]));
@@ -142,34 +141,13 @@ export function registerDeploymentRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'An organization\'s stored events of one platform stream (deployment, audit, ...) between start and end (Unix seconds, inclusive)',
       description: 'Paged like the sensor timeline: pass `next_cursor` as `cursor`. Sensor telemetry (the `event` stream) is read per sensor at /v1/insight/{oid}/{sid}.',
       params: Type.Object({ oid: Type.String({ description: 'Organization id (UUID)' }), stream: Type.Enum([...STREAMS], { description: 'Platform stream' }) }),
-      querystring: Type.Object({
-        start: Type.Integer({ minimum: 0, maximum: MAX_TIME_S, description: 'Start of the range, Unix seconds (inclusive)' }),
-        end: Type.Integer({ minimum: 0, maximum: MAX_TIME_S, description: 'End of the range, Unix seconds (inclusive)' }),
-        limit: Type.Integer({ minimum: 1, maximum: MAX_EVENTS_PER_PAGE, default: 1000, description: 'Most events in this page' }),
-        cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'next_cursor of the previous page' })),
-        is_forward: Type.Boolean({ default: true, description: 'true: oldest first; false: newest first' }),
-      }),
-      response: {
-        200: Type.Object({
-          events: Type.Array(Type.Object({ routing: Type.Object({}, { additionalProperties: true }), event: Type.Unknown() }, { additionalProperties: true })),
-          next_cursor: Type.Union([Type.String(), Type.Null()]),
-        }),
-        ...errors,
-      },
+      querystring: Type.Object(rangeQueryProps),
+      response: { 200: EventPageResponse, ...errors },
     },
   }, async (request, reply) => {
     const oid = request.params.oid.toLowerCase();
     requireOrg(request, oid);
     const q = request.query;
-    if (q.start > q.end) throw badRequest(`query parameter "start" (${q.start}) must not be after "end" (${q.end})`, 'start');
-    const cursor = q.cursor === undefined || q.cursor === '' || q.cursor === '-' ? undefined : q.cursor;
-    let page;
-    try {
-      page = await ctx.store.queryStream({ oid, stream: request.params.stream, start: q.start * 1000, end: q.end * 1000 + 999, limit: q.limit, cursor, forward: q.is_forward });
-    } catch (err) {
-      if (err instanceof InvalidCursorError) throw new ApiError(400, 'INVALID_CURSOR', 'query parameter "cursor" is not a cursor this API returned for this query', 'cursor');
-      throw err;
-    }
-    return reply.type('application/json; charset=utf-8').send(`{"events":[${page.events.join(',')}],"next_cursor":${JSON.stringify(page.nextCursor)}}` as never);
+    return sendEventPage(q, reply, (range) => ctx.store.queryStream({ oid, stream: request.params.stream, ...range, limit: q.limit, forward: q.is_forward }));
   });
 }
