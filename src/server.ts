@@ -59,7 +59,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const registry = new SessionRegistry();
   const alive = new AliveTracker(store, logger.child({ component: 'alive' }), config.aliveFlushMs);
   const refusals = new RefusalBackoff({ baseS: config.refusalRetryBaseS, capS: config.refusalRetryCapS });
-  const tasking = new Tasking({ store, presence: registry, emit: (events) => writer.submit(events), logger: logger.child({ component: 'tasking' }), now });
+  const tasking = new Tasking({ store, presence: registry, write: (events, tasks) => writer.submit(events, undefined, tasks), logger: logger.child({ component: 'tasking' }), now });
   const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, tasking, metrics, logger: logger.child({ component: 'gateway' }), now });
   const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
 

@@ -5,7 +5,8 @@
 import type { BusEvent, EventBus, StreamName } from '../bus/event-bus.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { SequenceMark, Store, StoredEvent } from '../store/store.js';
+import type { TaskRecord } from '../domain/records.js';
+import type { SequenceMark, Store, StoredEvent, TaskUpdate, TaskWrites } from '../store/store.js';
 
 export interface PipelineEvent extends StoredEvent {
   stream: StreamName | null;
@@ -14,6 +15,7 @@ export interface PipelineEvent extends StoredEvent {
 interface Submission {
   events: ReadonlyArray<PipelineEvent>;
   mark: SequenceMark | undefined;
+  tasks: TaskWrites | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -37,11 +39,11 @@ export class EventWriter {
     return this.queuedEvents;
   }
 
-  /** Resolves once the events and the mark are durably stored. */
-  submit(events: ReadonlyArray<PipelineEvent>, mark?: SequenceMark): Promise<void> {
+  /** Resolves once the events, the mark and the task rows are durably stored (in one group commit). */
+  submit(events: ReadonlyArray<PipelineEvent>, mark?: SequenceMark, tasks?: TaskWrites): Promise<void> {
     if (this.closed) return Promise.reject(new Error('event writer is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ events, mark, resolve, reject });
+      this.queue.push({ events, mark, tasks, resolve, reject });
       this.queuedEvents += events.length;
       if (!this.committing) this.committing = this.run();
     });
@@ -85,13 +87,17 @@ export class EventWriter {
   private async commit(group: Submission[]): Promise<void> {
     const events: PipelineEvent[] = [];
     const marks = new Map<string, SequenceMark>();
+    let create: TaskRecord[] | undefined;
+    let update: TaskUpdate[] | undefined;
     for (const s of group) {
       for (const e of s.events) events.push(e);
       if (s.mark) marks.set(s.mark.sid, s.mark);
+      if (s.tasks?.create) (create ??= []).push(...s.tasks.create);
+      if (s.tasks?.update) (update ??= []).push(...s.tasks.update);
     }
     const stop = this.metrics.storeCommitSeconds.startTimer();
     try {
-      await this.store.appendEvents(events, [...marks.values()]);
+      await this.store.appendEvents(events, [...marks.values()], create || update ? { ...(create ? { create } : {}), ...(update ? { update } : {}) } : undefined);
     } catch (err) {
       stop();
       this.metrics.storeErrors.inc();

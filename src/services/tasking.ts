@@ -9,7 +9,7 @@ import type { PipelineEvent } from '../pipeline/event-writer.js';
 import { RoutingTemplate } from '../pipeline/envelope.js';
 import { parseCommand } from '../protocol/command-line.js';
 import type { TaskMessage } from '../protocol/messages.js';
-import type { Store } from '../store/store.js';
+import type { Store, TaskUpdate, TaskWrites } from '../store/store.js';
 import type { FleetPresence } from './presence.js';
 
 /** How long a task sent to a live session may still run when no time-to-live was given, ms. */
@@ -34,9 +34,23 @@ export interface TaskAnswer {
 export interface TaskingDeps {
   store: Store;
   presence: FleetPresence;
-  emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
+  /** Stores events and task rows in one group commit (the event writer); resolves once durable. */
+  write: (events: ReadonlyArray<PipelineEvent>, tasks: TaskWrites) => Promise<void>;
   logger: Logger;
   now: () => number;
+}
+
+/**
+ * How the events answering tasks move them: a CLOUD_NOTIFICATION without error → received; anything else
+ * (the result, or a notification refusing the task) → answered with its ERROR and the event. Each update
+ * names the sensor the events came from, so a sensor can only move its own tasks.
+ */
+export function answerUpdates(sid: string, answers: ReadonlyArray<TaskAnswer>, now: number): TaskUpdate[] {
+  return answers.map((a) =>
+    a.event_type === 'CLOUD_NOTIFICATION' && (a.error === undefined || a.error === 0)
+      ? { task_id: a.task_id, sid, from: ['queued', 'sent'], to: { state: 'received', at: now } }
+      : { task_id: a.task_id, sid, from: ['queued', 'sent', 'received'], to: { state: 'answered', at: now, error: a.error ?? 0, answer: a.json } },
+  );
 }
 
 export class Tasking {
@@ -47,7 +61,7 @@ export class Tasking {
    * session when `ttlS` is given; otherwise SensorOfflineError. Returns the tasks as recorded.
    */
   async submit(sensor: SensorRecord, commands: ReadonlyArray<string>, options: { investigationId?: string | undefined; ttlS?: number | undefined }): Promise<TaskRecord[]> {
-    const { store, presence, now } = this.deps;
+    const { presence, now } = this.deps;
     const t = now();
     const online = presence.isOnline(sensor.sid);
     if (!online && options.ttlS === undefined) {
@@ -55,62 +69,40 @@ export class Tasking {
     }
     const tasks: TaskRecord[] = commands.map((command) => ({
       task_id: newId(), oid: sensor.oid, sid: sensor.sid, command, investigation_id: options.investigationId ?? null, created: t,
-      expires: options.ttlS !== undefined ? t + options.ttlS * 1000 : null, state: 'queued', sent_at: null, received_at: null,
-      answered_at: null, error: null, answer: null,
+      expires: options.ttlS !== undefined ? t + options.ttlS * 1000 : null, state: online ? 'sent' : 'queued', sent_at: online ? t : null,
+      received_at: null, answered_at: null, error: null, answer: null,
     }));
-    for (const task of tasks) await store.createTask(task);
-    if (online) {
-      const template = await this.templateOf(sensor);
-      for (const task of tasks) await this.send(task, template);
-    }
-    return Promise.all(tasks.map(async (task) => (await store.getTask(task.task_id)) ?? task));
+    // Recorded (with the SELF_TEST of a self-test request) before it is sent: its answer can only come after.
+    const template = online ? await this.templateOf(sensor) : null;
+    const selfTests = template ? tasks.filter((task) => isSelfTest(task.command)).map((task) => selfTestEvent(template, task, t)) : [];
+    await this.deps.write(selfTests, { create: tasks });
+    if (online) for (const task of tasks) await this.sendOrRequeue(task);
+    return tasks;
   }
 
   /** Sends the sensor's queued, unexpired tasks over its new session (called right after its welcome). */
   async deliverQueued(sid: string, template: RoutingTemplate): Promise<number> {
-    const queued = await this.deps.store.takeQueuedTasks(sid, this.deps.now());
+    const t = this.deps.now();
+    const queued = await this.deps.store.takeQueuedTasks(sid, t);
+    if (queued.length === 0) return 0;
+    const selfTests = queued.filter((task) => isSelfTest(task.command)).map((task) => selfTestEvent(template, task, t));
+    await this.deps.write(selfTests, { update: queued.map((task) => ({ task_id: task.task_id, sid, from: ['queued'], to: { state: 'sent', at: t } })) });
     let sent = 0;
-    for (const task of queued) if (await this.send(task, template)) sent++;
-    if (sent > 0) this.deps.logger.info({ sid, tasks: sent }, 'queued tasks delivered');
+    for (const task of queued) if (await this.sendOrRequeue({ ...task, state: 'sent', sent_at: t })) sent++;
+    this.deps.logger.info({ sid, tasks: sent }, 'queued tasks delivered');
     return sent;
   }
 
-  /** Moves tasks forward from the events that answer them (already stored). */
-  async recordAnswers(sid: string, answers: ReadonlyArray<TaskAnswer>): Promise<void> {
-    const { store, now } = this.deps;
-    for (const a of answers) {
-      const task = await store.getTask(a.task_id);
-      if (!task || task.sid !== sid) {
-        this.deps.logger.warn({ sid, task_id: a.task_id, event_type: a.event_type }, 'an event answers a task this sensor was not given; ignored');
-        continue;
-      }
-      const at = now();
-      // A receipt that refuses the task (expired, addressed elsewhere) is its answer.
-      if (a.event_type === 'CLOUD_NOTIFICATION' && (a.error === undefined || a.error === 0)) {
-        await store.updateTask(a.task_id, ['queued', 'sent'], { state: 'received', at });
-      } else {
-        await store.updateTask(a.task_id, ['queued', 'sent', 'received'], { state: 'answered', at, error: a.error ?? 0, answer: a.json });
-      }
-    }
-  }
-
-  /** Sends one task if the sensor's session is open; records SELF_TEST for a self-test request. */
-  private async send(task: TaskRecord, template: RoutingTemplate): Promise<boolean> {
-    const { store, presence, now } = this.deps;
-    const t = now();
+  /** Sends a task recorded as sent; when the session went away meanwhile, it waits for the next one (or expires). */
+  private async sendOrRequeue(task: TaskRecord): Promise<boolean> {
     const message: TaskMessage = {
       t: 'task', task_id: task.task_id, sid: task.sid, command: task.command,
-      expiry: Math.floor((task.expires ?? t + LIVE_TASK_EXPIRY_MS) / 1000),
+      expiry: Math.floor((task.expires ?? task.created + LIVE_TASK_EXPIRY_MS) / 1000),
       ...(task.investigation_id !== null ? { investigation_id: task.investigation_id } : {}),
     };
-    if (!(await store.updateTask(task.task_id, ['queued'], { state: 'sent', at: t }))) return false;
-    if (!presence.sendTask(task.sid, message)) {
-      // The session went away between the check and the send: back in the queue when it can wait.
-      await store.updateTask(task.task_id, ['sent'], { state: task.expires !== null ? 'queued' : 'expired', at: t });
-      return false;
-    }
-    if (isSelfTest(task.command)) await this.deps.emit([selfTestEvent(template, task, t)]);
-    return true;
+    if (this.deps.presence.sendTask(task.sid, message)) return true;
+    await this.deps.store.updateTask(task.task_id, ['sent'], { state: task.expires !== null ? 'queued' : 'expired', at: this.deps.now() });
+    return false;
   }
 
   private async templateOf(sensor: SensorRecord): Promise<RoutingTemplate> {

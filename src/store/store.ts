@@ -26,6 +26,21 @@ export interface SequenceMark {
   seq: number;
 }
 
+/** A forward move of a task, applied only from one of the `from` states and only for its own sensor. */
+export interface TaskUpdate {
+  task_id: string;
+  /** The sensor the task was given to: an update naming another sensor changes nothing. */
+  sid: string;
+  from: ReadonlyArray<TaskState>;
+  to: { state: TaskState; at: number; error?: number | null; answer?: string | null };
+}
+
+/** Task rows written in the same transaction as a group commit of events. */
+export interface TaskWrites {
+  create?: ReadonlyArray<TaskRecord>;
+  update?: ReadonlyArray<TaskUpdate>;
+}
+
 export interface TimelineQuery {
   oid: string;
   sid: string;
@@ -172,9 +187,10 @@ export interface Store {
   /**
    * Durably appends events and advances sequence marks in one transaction: when the promise resolves,
    * both survive a crash (this is what an ACK promises). Marks only move forward for the same stream_id;
-   * a mark with a new stream_id replaces the old one.
+   * a mark with a new stream_id replaces the old one. Task rows created or moved in `tasks` are part of the
+   * same transaction (tasking rides the group commit: one fsync for many tasks).
    */
-  appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>): Promise<void>;
+  appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void>;
   getSequenceMark(sid: string): Promise<SequenceMark | null>;
   /** One sensor's events over a time range, optionally of one event type: one indexed read per page. */
   queryTimeline(query: TimelineQuery): Promise<TimelinePage>;

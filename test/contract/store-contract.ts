@@ -501,6 +501,27 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         expect(await store.updateTask(randomUUID(), ['sent'], { state: 'received', at: 1 })).toBe(false);
       });
 
+      it('writes task rows in the same transaction as events: created, moved only for their own sensor and from the given states', async () => {
+        const t = task({ state: 'sent' });
+        const e = event(randomUUID(), sid, 5);
+        await store.appendEvents([e], [], { create: [t] });
+        expect(await store.getTask(t.task_id)).toEqual(t);
+        await store.appendEvents([], [], {
+          update: [
+            { task_id: t.task_id, sid: randomUUID(), from: ['sent'], to: { state: 'answered', at: 10, error: 0, answer: 'spoofed' } },
+            { task_id: t.task_id, sid, from: ['queued', 'sent'], to: { state: 'received', at: 20 } },
+            { task_id: t.task_id, sid, from: ['queued', 'sent', 'received'], to: { state: 'answered', at: 30, error: 87, answer: '{"a":1}' } },
+            { task_id: t.task_id, sid, from: ['queued', 'sent'], to: { state: 'received', at: 40 } },
+          ],
+        });
+        expect(await store.getTask(t.task_id)).toEqual({ ...t, state: 'answered', received_at: 20, answered_at: 30, error: 87, answer: '{"a":1}' });
+        // A failing batch takes its task rows with it.
+        const lost = task();
+        const bad = { ...event(randomUUID(), sid, 6), json: null as unknown as string };
+        await expect(store.appendEvents([bad], [], { create: [lost] })).rejects.toThrow();
+        expect(await store.getTask(lost.task_id)).toBeNull();
+      });
+
       it('hands out queued tasks oldest first and expires those past their time', async () => {
         const old = task({ state: 'queued', sent_at: null, created: 1, expires: 500 });
         const live = task({ state: 'queued', sent_at: null, created: 2, expires: 5000 });

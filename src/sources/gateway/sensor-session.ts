@@ -10,7 +10,7 @@ import { RoutingTemplate } from '../../pipeline/envelope.js';
 import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../../protocol/codec.js';
 import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type EventsMessage, type HelloMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
-import { ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
+import { answerUpdates, ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
 import type { Org, SensorIssue, SensorRecord } from '../../domain/records.js';
 import { decideAdmission, type AdmissionVerdict } from '../../services/admission-policy.js';
 import { AdmissionError, authenticateSensor, hostFromHello, type Admission } from '../../services/sensor-admission.js';
@@ -390,11 +390,12 @@ export class SensorSession implements RegisteredSession {
       this.ws.pause();
     }
     const seq = batch.seq;
-    this.track(this.ctx.writer.submit(events, { sid: this.sid, stream_id: this.streamId, seq })).then(
+    // Answers to tasks move their tasks in the same group commit as the events themselves.
+    const tasks = answers ? { update: answerUpdates(this.sid, answers, this.ctx.now()) } : undefined;
+    this.track(this.ctx.writer.submit(events, { sid: this.sid, stream_id: this.streamId, seq }, tasks)).then(
       () => {
         this.inflight--;
         this.sendAck(seq);
-        if (answers) this.ctx.tasking.recordAnswers(this.sid, answers).catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not record task answers'));
         if (this.paused && this.inflight < this.ctx.config.maxInflightBatches) {
           this.paused = false;
           this.ws.resume();

@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag, TaskRecord, TaskState } from '../../domain/records.js';
 import { StoreNotFoundError } from '../errors.js';
-import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TimelinePage, TimelineQuery } from '../store.js';
+import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from './cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
@@ -48,7 +48,7 @@ function likePrefix(prefix: string): string {
 export class SqliteStore implements Store {
   readonly description: string;
   private readonly statements = new Map<string, Statement>();
-  private appendTx: ((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => void) | null = null;
+  private appendTx: ((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => void) | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -347,14 +347,24 @@ export class SqliteStore implements Store {
 
   // Events
 
-  async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>): Promise<void> {
-    if (events.length === 0 && marks.length === 0) return;
+  async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void> {
+    if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length) return;
     const append = (this.appendTx ??= this.buildAppend());
-    guarded(() => append(events, marks));
+    guarded(() => append(events, marks, tasks));
   }
 
-  /** The hot path: one IMMEDIATE transaction, one reused prepared insert per event, then the marks. */
-  private buildAppend(): (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => void {
+  /** The hot path: one IMMEDIATE transaction, one reused prepared insert per event, then the marks and task rows. */
+  private buildAppend(): (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => void {
+    const insertTask = this.db.prepare(
+      'INSERT INTO tasks (task_id, oid, sid, command, investigation_id, created, expires, state, sent_at, received_at, answered_at, error, answer)' +
+        ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    // One statement for every kind of move: the new state's time column is set, the others kept.
+    const updateTask = this.db.prepare(
+      'UPDATE tasks SET state = ?, sent_at = COALESCE(?, sent_at), received_at = COALESCE(?, received_at), answered_at = COALESCE(?, answered_at),' +
+        ' error = CASE WHEN ? THEN ? ELSE error END, answer = CASE WHEN ? THEN ? ELSE answer END' +
+        ' WHERE task_id = ? AND sid = ? AND state IN (SELECT value FROM json_each(?))',
+    );
     const insert = this.db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json, stream) VALUES (?, ?, ?, ?, ?, ?, ?)');
     // Same stream: only a higher seq moves the mark. Another stream_id (a sensor that lost its
     // buffer and started over) replaces it whatever its seq.
@@ -363,15 +373,28 @@ export class SqliteStore implements Store {
         ' ON CONFLICT (sid) DO UPDATE SET stream_id = excluded.stream_id, seq = excluded.seq' +
         ' WHERE sequence_marks.stream_id <> excluded.stream_id OR excluded.seq > sequence_marks.seq',
     );
-    const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>) => {
+    const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => {
       for (const e of events) {
         // Telemetry (the "event" stream) is read per sensor; only platform streams are indexed by stream.
         const stream = e.stream === undefined || e.stream === null || e.stream === 'event' ? null : e.stream;
         insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json, stream);
       }
       for (const m of marks) mark.run(m.sid, m.stream_id, m.seq);
+      if (tasks) {
+        for (const t of tasks.create ?? []) {
+          insertTask.run(t.task_id, t.oid, t.sid, t.command, t.investigation_id, t.created, t.expires, t.state, t.sent_at, t.received_at, t.answered_at, t.error, t.answer);
+        }
+        for (const u of tasks.update ?? []) {
+          const at = (state: string) => (u.to.state === state ? u.to.at : null);
+          updateTask.run(
+            u.to.state, at('sent'), at('received'), at('answered'),
+            bool(u.to.error !== undefined), u.to.error ?? null, bool(u.to.answer !== undefined), u.to.answer ?? null,
+            u.task_id, u.sid, JSON.stringify(u.from),
+          );
+        }
+      }
     });
-    return (events, marks) => tx.immediate(events, marks);
+    return (events, marks, tasks) => tx.immediate(events, marks, tasks);
   }
 
   async getSequenceMark(sid: string): Promise<SequenceMark | null> {
