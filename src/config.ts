@@ -28,6 +28,16 @@ export interface ServerConfig {
   maxInflightBatches: number;
   /** Most events written in one store transaction (group commit). */
   commitMaxEvents: number;
+  /** USP flow-control window told to adapters (`fl`): messages in flight without an ack. */
+  uspWindow: number;
+  /** BACKOFF when this many received events wait for their commit (ingestion behind). */
+  backoffQueueEvents: number;
+  /** BACKOFF when the oldest event waiting for its commit has waited this long, ms. */
+  backoffLatencyMs: number;
+  /** Seconds of the BACKOFF sent when ingestion is behind. */
+  backoffSeconds: number;
+  /** Events per second an organization may send before its senders get BACKOFF; 0 = no limit. */
+  orgEpsLimit: number;
   /** Milliseconds between alive-time flushes to the store. */
   aliveFlushMs: number;
   /** First retry-after (seconds) told to a sensor refused over quota or as a clone; doubles on each refusal. */
@@ -66,6 +76,11 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'maxBatchEvents', env: 'PICKET_MAX_BATCH_EVENTS', flag: '--max-batch-events <n>', default: '5000', description: 'Most events in one batch.' },
   { key: 'maxInflightBatches', env: 'PICKET_MAX_INFLIGHT_BATCHES', flag: '--max-inflight-batches <n>', default: '32', description: 'Unacknowledged batches per session before the server stops reading from it.' },
   { key: 'commitMaxEvents', env: 'PICKET_COMMIT_MAX_EVENTS', flag: '--commit-max-events <n>', default: '20000', description: 'Most events per store transaction (group commit).' },
+  { key: 'uspWindow', env: 'PICKET_USP_WINDOW', flag: '--usp-window <n>', default: '1024', description: 'Flow-control window told to USP adapters (fl): messages they may send without an ack.' },
+  { key: 'backoffQueueEvents', env: 'PICKET_BACKOFF_QUEUE_EVENTS', flag: '--backoff-queue-events <n>', default: '200000', description: 'Ingestion is behind when this many received events wait for their commit: senders get BACKOFF.' },
+  { key: 'backoffLatencyMs', env: 'PICKET_BACKOFF_LATENCY_MS', flag: '--backoff-latency-ms <ms>', default: '2000', description: 'Ingestion is behind when the oldest event waiting for its commit has waited this long: senders get BACKOFF.' },
+  { key: 'backoffSeconds', env: 'PICKET_BACKOFF_SECONDS', flag: '--backoff-seconds <seconds>', default: '5', description: 'Length of the BACKOFF sent while ingestion is behind.' },
+  { key: 'orgEpsLimit', env: 'PICKET_ORG_EPS_LIMIT', flag: '--org-eps-limit <events/s>', default: '0', description: 'Events per second one organization may send; above it its senders get BACKOFF until the excess is paid back (0 = no limit).' },
   { key: 'aliveFlushMs', env: 'PICKET_ALIVE_FLUSH_MS', flag: '--alive-flush-ms <ms>', default: '5000', description: 'How often last-seen times are written to the store, in one batch.' },
   { key: 'refusalRetryBaseS', env: 'PICKET_REFUSAL_RETRY_BASE', flag: '--refusal-retry-base <seconds>', default: '30', description: 'Retry-after told to a sensor refused over quota or as a clone; doubles on each refusal of the same sensor.' },
   { key: 'refusalRetryCapS', env: 'PICKET_REFUSAL_RETRY_CAP', flag: '--refusal-retry-cap <seconds>', default: '1800', description: 'Largest retry-after told to a refused sensor.' },
@@ -110,6 +125,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxBatchEvents: num('PICKET_MAX_BATCH_EVENTS', pick('maxBatchEvents', 'PICKET_MAX_BATCH_EVENTS'), 5000, 1),
     maxInflightBatches: num('PICKET_MAX_INFLIGHT_BATCHES', pick('maxInflightBatches', 'PICKET_MAX_INFLIGHT_BATCHES'), 32, 1),
     commitMaxEvents: num('PICKET_COMMIT_MAX_EVENTS', pick('commitMaxEvents', 'PICKET_COMMIT_MAX_EVENTS'), 20000, 1),
+    uspWindow: num('PICKET_USP_WINDOW', pick('uspWindow', 'PICKET_USP_WINDOW'), 1024, 1),
+    backoffQueueEvents: num('PICKET_BACKOFF_QUEUE_EVENTS', pick('backoffQueueEvents', 'PICKET_BACKOFF_QUEUE_EVENTS'), 200_000, 1),
+    backoffLatencyMs: num('PICKET_BACKOFF_LATENCY_MS', pick('backoffLatencyMs', 'PICKET_BACKOFF_LATENCY_MS'), 2000, 1),
+    backoffSeconds: num('PICKET_BACKOFF_SECONDS', pick('backoffSeconds', 'PICKET_BACKOFF_SECONDS'), 5, 1),
+    orgEpsLimit: num('PICKET_ORG_EPS_LIMIT', pick('orgEpsLimit', 'PICKET_ORG_EPS_LIMIT'), 0, 0),
     aliveFlushMs: num('PICKET_ALIVE_FLUSH_MS', pick('aliveFlushMs', 'PICKET_ALIVE_FLUSH_MS'), 5000, 10),
     refusalRetryBaseS: num('PICKET_REFUSAL_RETRY_BASE', pick('refusalRetryBaseS', 'PICKET_REFUSAL_RETRY_BASE'), 30, 0.01),
     refusalRetryCapS: num('PICKET_REFUSAL_RETRY_CAP', pick('refusalRetryCapS', 'PICKET_REFUSAL_RETRY_CAP'), 1800, 0.01),

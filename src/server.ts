@@ -15,6 +15,7 @@ import { bootstrapStore, type BootstrapCredentials } from './services/bootstrap.
 import { DeletedSensorJanitor } from './services/deleted-sensor-janitor.js';
 import { RefusalBackoff } from './services/refusal-backoff.js';
 import { Tasking } from './services/tasking.js';
+import { IngestGovernor } from './services/ingest-governor.js';
 import { SensorGateway } from './sources/gateway/sensor-gateway.js';
 import { SessionRegistry } from './sources/gateway/session-registry.js';
 import { openStore } from './store/open-store.js';
@@ -60,7 +61,11 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const alive = new AliveTracker(store, logger.child({ component: 'alive' }), config.aliveFlushMs);
   const refusals = new RefusalBackoff({ baseS: config.refusalRetryBaseS, capS: config.refusalRetryCapS });
   const tasking = new Tasking({ store, presence: registry, write: (events, tasks) => writer.submit(events, undefined, tasks), logger: logger.child({ component: 'tasking' }), now });
-  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, tasking, metrics, logger: logger.child({ component: 'gateway' }), now });
+  const governor = new IngestGovernor(
+    { queueEvents: config.backoffQueueEvents, latencyMs: config.backoffLatencyMs, lagBackoffS: config.backoffSeconds, orgEpsLimit: config.orgEpsLimit },
+    () => ({ pendingEvents: writer.pendingEvents, oldestWaitMs: writer.oldestWaitMs() }),
+  );
+  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), now });
   const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
 
   let ready = false;

@@ -13,8 +13,12 @@ export class Metrics {
   readonly enrollments = new Counter({ name: 'picket_enrollments_total', help: 'Sensors enrolled', registers: [this.registry] });
   readonly eventsReceived = new Counter({ name: 'picket_events_received_total', help: 'Events received from sensors', registers: [this.registry] });
   readonly eventsStored = new Counter({ name: 'picket_events_stored_total', help: 'Events durably stored (sensor and cloud produced)', labelNames: ['stream'] as const, registers: [this.registry] });
-  readonly batchesDuplicate = new Counter({ name: 'picket_batches_duplicate_total', help: 'Resent batches recognised by sequence number and not stored again', registers: [this.registry] });
+  readonly batchesDuplicate = new Counter({ name: 'picket_batches_duplicate_total', help: 'Resent batches (or USP messages) recognised by sequence number and not stored again', registers: [this.registry] });
   readonly acksSent = new Counter({ name: 'picket_acks_sent_total', help: 'ACK_MESSAGES sent to sensors', registers: [this.registry] });
+  readonly eventsDuplicate = new Counter({ name: 'picket_events_duplicate_total', help: 'Events in resent batches (or USP messages) already stored: dropped, not stored twice', registers: [this.registry] });
+  readonly backoffsSent = new Counter({ name: 'picket_backoffs_sent_total', help: 'BACKOFF sent to sensors and adapters, by kind (ingest_lag, org_rate)', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly orgEventsReceived = new Counter({ name: 'picket_org_events_received_total', help: 'Events received from sensors and adapters, by organization', labelNames: ['oid'] as const, registers: [this.registry] });
+  readonly orgBytesReceived = new Counter({ name: 'picket_org_bytes_received_total', help: 'Bytes of event frames received from sensors and adapters (as on the wire), by organization', labelNames: ['oid'] as const, registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'picket_protocol_errors_total', help: 'Sensor sessions closed for a protocol error, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly storeCommitSeconds = new Histogram({
     name: 'picket_store_commit_seconds',

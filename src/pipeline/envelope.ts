@@ -19,14 +19,20 @@ export interface SensorRouting {
 
 /** Per-event routing fields beyond the sensor's. */
 export interface EventRoutingExtras {
+  /** The host this event is about when it is not the sensor's own (log adapters mapping a hostname per event). */
+  hostname?: string;
   investigation_id?: string;
   this?: string;
   parent?: string;
   target?: string;
 }
 
+/** Most per-event hostname variants a template keeps (a log adapter relaying for many hosts). */
+const MAX_HOSTNAME_VARIANTS = 1024;
+
 export class RoutingTemplate {
   private readonly prefix: string;
+  private variants: Map<string, RoutingTemplate> | undefined;
 
   constructor(readonly routing: SensorRouting) {
     const r = routing;
@@ -43,6 +49,9 @@ export class RoutingTemplate {
 
   /** The envelope JSON for one event; `payloadJson` is the already-serialised payload object. */
   envelope(eventType: string, eventTime: number, eventId: string, payloadJson: string, extras?: EventRoutingExtras): string {
+    if (extras?.hostname !== undefined && extras.hostname !== this.routing.hostname) {
+      return this.forHostname(extras.hostname).envelope(eventType, eventTime, eventId, payloadJson, { ...extras, hostname: undefined });
+    }
     let tail = '';
     if (extras) {
       if (extras.investigation_id !== undefined) tail += `,"investigation_id":${JSON.stringify(extras.investigation_id)}`;
@@ -54,6 +63,17 @@ export class RoutingTemplate {
       `${this.prefix}"event_type":${JSON.stringify(eventType)},"event_time":${eventTime},"event_id":"${eventId}"${tail}},` +
       `"event":${payloadJson}}`
     );
+  }
+
+  private forHostname(hostname: string): RoutingTemplate {
+    this.variants ??= new Map();
+    let variant = this.variants.get(hostname);
+    if (!variant) {
+      if (this.variants.size >= MAX_HOSTNAME_VARIANTS) this.variants.clear();
+      variant = new RoutingTemplate({ ...this.routing, hostname });
+      this.variants.set(hostname, variant);
+    }
+    return variant;
   }
 }
 

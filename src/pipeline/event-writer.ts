@@ -18,12 +18,16 @@ interface Submission {
   tasks: TaskWrites | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** performance.now() at submission. */
+  at: number;
 }
 
 export class EventWriter {
   private queue: Submission[] = [];
   private queuedEvents = 0;
   private committing: Promise<void> | null = null;
+  /** Submission time of the oldest submission in the commit under way. */
+  private committingSince: number | null = null;
   private closed = false;
 
   constructor(
@@ -39,11 +43,17 @@ export class EventWriter {
     return this.queuedEvents;
   }
 
+  /** How long the oldest submission not yet committed has waited, ms (0 when none waits). */
+  oldestWaitMs(now = performance.now()): number {
+    const oldest = Math.min(this.committingSince ?? Infinity, this.queue[0]?.at ?? Infinity);
+    return oldest === Infinity ? 0 : now - oldest;
+  }
+
   /** Resolves once the events, the mark and the task rows are durably stored (in one group commit). */
   submit(events: ReadonlyArray<PipelineEvent>, mark?: SequenceMark, tasks?: TaskWrites): Promise<void> {
     if (this.closed) return Promise.reject(new Error('event writer is closed'));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ events, mark, tasks, resolve, reject });
+      this.queue.push({ events, mark, tasks, resolve, reject, at: performance.now() });
       this.queuedEvents += events.length;
       if (!this.committing) this.committing = this.run();
     });
@@ -64,7 +74,9 @@ export class EventWriter {
     await new Promise<void>((r) => setImmediate(r));
     while (this.queue.length > 0) {
       const group = this.takeGroup();
+      this.committingSince = group[0]?.at ?? null;
       await this.commit(group);
+      this.committingSince = null;
     }
     this.committing = null;
   }

@@ -5,6 +5,8 @@ export const CloseCode = {
   normal: 1000,
   /** Server shutting down or restarting; reconnect with backoff. */
   goingAway: 1001,
+  /** The server asks the sensor to reconnect now (operator request, rebalancing); reconnect and resend. */
+  serviceRestart: 1012,
   /** Frame larger than the negotiated maximum (sent by the WebSocket layer). */
   tooBig: 1009,
   /** Malformed frame: not JSON/msgpack, or not a valid message of its type. */

@@ -19,6 +19,8 @@ export interface FleetPresence {
   onlineCount(oid: string): number;
   /** Closes the sensor's live session, if any; returns whether there was one. */
   disconnect(sid: string, code: number, reason: string): boolean;
+  /** Asks the sensor's live session to reconnect (USP adapters: `re`; sensors: close 1012); false when it has none. */
+  requestReconnect(sid: string, reason: string): boolean;
   /** The sensor's tags changed: events routed from now on carry this snapshot. */
   tagsChanged(sid: string, tags: string[]): void;
   /** Sends a task over the sensor's live session; false when it has none (or it is not open yet). */

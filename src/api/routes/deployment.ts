@@ -135,6 +135,25 @@ export function registerDeploymentRoutes(app: ApiApp, ctx: ApiContext): void {
     return { sid: sensor.sid, hostname, delivered };
   });
 
+  app.post('/v1/:sid/reconnect', {
+    schema: {
+      tags: ['deployment'],
+      summary: 'Ask the sensor or adapter to reconnect now (e.g. to move it to another node)',
+      description:
+        'A USP adapter gets `{"v":"re"}`, a sensor the close code 1012; both come back, resend what was not acknowledged, and nothing is lost ' +
+        'or stored twice. 409 when the sensor has no live session.',
+      params: SidParams,
+      response: { 200: Type.Object({ sid: Type.String(), reconnecting: Type.Boolean() }), ...errors },
+    },
+  }, async (request) => {
+    const sensor = await loadSensor(ctx, request, request.params.sid);
+    if (!ctx.presence.requestReconnect(sensor.sid, 'reconnect requested by an operator')) {
+      throw new ApiError(409, 'SENSOR_OFFLINE', `sensor ${sensor.sid} has no live session`);
+    }
+    ctx.logger.info({ oid: sensor.oid, sid: sensor.sid, by: principalOf(request).key_id }, 'reconnect requested');
+    return { sid: sensor.sid, reconnecting: true };
+  });
+
   app.get('/v1/insight/:oid/stream/:stream', {
     schema: {
       tags: ['events'],

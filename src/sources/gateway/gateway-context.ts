@@ -4,6 +4,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { EventWriter } from '../../pipeline/event-writer.js';
 import type { AliveTracker } from '../../services/alive-tracker.js';
+import type { IngestGovernor } from '../../services/ingest-governor.js';
 import type { RefusalBackoff } from '../../services/refusal-backoff.js';
 import type { Tasking } from '../../services/tasking.js';
 import type { Store } from '../../store/store.js';
@@ -17,6 +18,8 @@ export interface GatewayContext {
   alive: AliveTracker;
   /** Growing retry-after for sensors refused over quota or as a clone. */
   refusals: RefusalBackoff;
+  /** Says when a sender must pause (BACKOFF): ingestion behind, or its organization over its rate. */
+  governor: IngestGovernor;
   /** Delivers queued tasks after a welcome and follows tasks from the sensor's answers. */
   tasking: Tasking;
   metrics: Metrics;

@@ -1,12 +1,16 @@
-// The sensor gateway: accepts WebSocket upgrades on /sensor, runs one SensorSession per connection,
-// and sweeps all sessions for liveness with a single timer (pings out, silent sessions closed).
+// The sensor gateway: accepts WebSocket upgrades on /sensor (protocol v1) and /usp (USP v2 adapters),
+// runs one SensorSession per connection with the wire of its path, and sweeps all sessions for liveness
+// with a single timer (pings out, silent sessions closed).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { CloseCode } from '../../protocol/close-codes.js';
 import { GATEWAY_PATH } from '../../protocol/messages.js';
+import { USP_PATH, UspWire } from '../usp/usp-wire.js';
 import type { GatewayContext } from './gateway-context.js';
 import { SensorSession } from './sensor-session.js';
+import { SensorWire } from './sensor-wire.js';
+import type { SessionWire } from './session-wire.js';
 
 export type GatewayDeps = Omit<GatewayContext, 'trackCommit' | 'commitsOf'>;
 
@@ -39,13 +43,14 @@ export class SensorGateway {
   /** Wire this to the HTTP server's 'upgrade' event. Returns false when the path is not ours. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const path = (req.url ?? '').split('?')[0];
-    if (path !== GATEWAY_PATH) return false;
+    if (path !== GATEWAY_PATH && path !== USP_PATH) return false;
     if (this.closing) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = new SensorSession(ws, req, this.ctx);
+      const wire: SessionWire = path === USP_PATH ? new UspWire(this.ctx.config) : new SensorWire();
+      const session = new SensorSession(ws, req, this.ctx, wire);
       this.sessions.add(session);
       void session.closed.then(() => this.sessions.delete(session));
     });
@@ -57,7 +62,7 @@ export class SensorGateway {
     this.closing = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     const all = [...this.sessions];
-    for (const s of all) s.close(CloseCode.goingAway, 'server shutting down');
+    for (const s of all) s.requestReconnect(CloseCode.goingAway, 'server shutting down');
     const done = Promise.all(all.map((s) => s.closed));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)));

@@ -1,6 +1,7 @@
-// One sensor connection speaking protocol v1: hello → admission → welcome → event batches with
-// cumulative acks, until it ends. Any protocol error closes this session only, with a reason, and
-// nothing from the offending message is stored.
+// One sensor connection: hello → admission → welcome → event batches with cumulative acks, until it
+// ends. The wire (protocol v1 on /sensor, USP on /usp) turns frames into messages and back; everything
+// else is the same for both. Any protocol error closes this session only, with a reason, and nothing
+// from the offending message is stored.
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket, RawData } from 'ws';
 import { isCloudProduced, lookupEvent, validatePayload } from '../../catalogue/index.js';
@@ -8,17 +9,17 @@ import { newId } from '../../domain/ids.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import { RoutingTemplate } from '../../pipeline/envelope.js';
 import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
-import { decodeFrame, encodeFrame, type Encoding } from '../../protocol/codec.js';
-import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type EventsMessage, type HelloMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
+import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
 import { answerUpdates, ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
 import type { Org, SensorIssue, SensorRecord } from '../../domain/records.js';
 import { decideAdmission, type AdmissionVerdict } from '../../services/admission-policy.js';
 import { AdmissionError, authenticateSensor, hostFromHello, type Admission } from '../../services/sensor-admission.js';
 import { deletedSensorEvent, sensorCloneEvent, sensorCrashEvent, sensorOverQuotaEvent } from '../platform/deployment-events.js';
+import { backoffEvent } from '../platform/flow-control-events.js';
 import { connectedEvent, disconnectedEvent, enrollmentEvent } from '../platform/lifecycle-events.js';
 import type { GatewayContext } from './gateway-context.js';
-import { checkSensorMessage } from './message-validator.js';
 import type { RegisteredSession } from './session-registry.js';
+import type { InboundBatch, SessionHello, SessionWire } from './session-wire.js';
 
 type State = 'awaiting-hello' | 'admitting' | 'open' | 'closed';
 
@@ -44,13 +45,14 @@ export class SensorSession implements RegisteredSession {
   lastSeen: number;
 
   private state: State = 'awaiting-hello';
-  private encoding: Encoding = 'json';
   private template: RoutingTemplate | null = null;
   private streamId = '';
   private storedSeqAtWelcome = 0;
   private lastSeq = 0;
   private inflight = 0;
   private paused = false;
+  /** performance.now() until which the sensor was told to pause (no second BACKOFF before it ends). */
+  private backoffUntil = 0;
   private closeReason: string | null = null;
   private readonly helloTimer: NodeJS.Timeout;
   private readonly closedPromise: Promise<void>;
@@ -60,6 +62,7 @@ export class SensorSession implements RegisteredSession {
     private readonly ws: WebSocket,
     req: IncomingMessage,
     private readonly ctx: GatewayContext,
+    private readonly wire: SessionWire,
   ) {
     this.ext_ip = normaliseIp(req.socket.remoteAddress ?? '');
     this.lastSeen = performance.now();
@@ -90,7 +93,7 @@ export class SensorSession implements RegisteredSession {
   close(code: number, reason: string): void {
     if (this.closeReason === null) this.closeReason = reasonForCode(code, reason);
     // Errors get a full explanation first; the close reason itself is limited to 123 bytes.
-    if (code >= 4000 || code === CloseCode.tryAgainLater) this.send({ t: 'error', code, message: reason, ...(code === CloseCode.deleted ? { denied_for: DENIED_FOR } : {}) });
+    if (code >= 4000 || code === CloseCode.tryAgainLater || code === CloseCode.tooBig) this.send({ t: 'error', code, message: reason, ...(code === CloseCode.deleted ? { denied_for: DENIED_FOR } : {}) });
     this.ws.close(code, truncateReason(reason));
   }
 
@@ -100,6 +103,13 @@ export class SensorSession implements RegisteredSession {
 
   sendTask(task: TaskMessage): boolean {
     return this.state === 'open' && this.send(task);
+  }
+
+  /** Asks the sensor to reconnect (node shutdown, operator request): the wire's reconnect notice, then a close. */
+  requestReconnect(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.sendFrames(this.wire.reconnectFrames());
+    this.close(code, reason);
   }
 
   /** Drops the connection without a close handshake (shutdown grace period exceeded). */
@@ -124,26 +134,20 @@ export class SensorSession implements RegisteredSession {
   private onFrame(data: RawData, isBinary: boolean): void {
     this.lastSeen = performance.now();
     if (this.state === 'closed') return;
-    let decoded: { message: unknown; encoding: Encoding };
-    try {
-      decoded = decodeFrame(toBuffer(data), isBinary);
-    } catch (err) {
-      return this.fail(CloseCode.badMessage, (err as Error).message, 'malformed');
-    }
-    const check = checkSensorMessage(decoded.message);
-    if (!check.ok) return this.fail(check.unknownType ? CloseCode.unknownType : CloseCode.badMessage, check.error, check.unknownType ? 'unknown_type' : 'invalid_message');
-    const message = check.message;
+    const frame = toBuffer(data);
+    const decoded = this.wire.decode(frame, isBinary, this.state !== 'awaiting-hello');
+    if (!decoded.ok) return this.fail(decoded.code, decoded.error, decoded.metric);
+    const message = decoded.message;
     if (message.t === 'hello') {
       if (this.state !== 'awaiting-hello') return this.fail(CloseCode.protocolViolation, 'hello sent twice', 'protocol_violation');
-      this.encoding = decoded.encoding;
-      void this.onHello(message);
+      void this.onHello(message.hello);
       return;
     }
     if (this.state !== 'open') return this.fail(CloseCode.protocolViolation, `"${message.t}" before welcome`, 'protocol_violation');
-    this.onEvents(message);
+    this.onEvents(message, frame.length);
   }
 
-  private async onHello(hello: HelloMessage): Promise<void> {
+  private async onHello(hello: SessionHello): Promise<void> {
     clearTimeout(this.helloTimer);
     const version = Math.max(...hello.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
     if (!Number.isFinite(version)) {
@@ -180,7 +184,7 @@ export class SensorSession implements RegisteredSession {
       hostname: hello.host.hostname, ext_ip: this.ext_ip, int_ip: hello.host.int_ip, tags,
     });
     const lifecycle: PipelineEvent[] = [];
-    if (admission.enrolledSecret) {
+    if (admission.enrolled) {
       this.ctx.metrics.enrollments.inc();
       lifecycle.push(enrollmentEvent(this.template, now));
     }
@@ -188,7 +192,7 @@ export class SensorSession implements RegisteredSession {
     // Decision and registration in one synchronous step: no other hello can be counted in between.
     const live = this.ctx.registry.get(sensor.sid);
     const verdict = decideAdmission({
-      sensor, presented: { hostname: hello.host.hostname, fingerprint: hello.host.fingerprint }, enrolled: admission.enrolledSecret !== undefined,
+      sensor, presented: { hostname: hello.host.hostname, fingerprint: hello.host.fingerprint }, enrolled: admission.enrolled,
       live, onlineInOrg: this.ctx.registry.onlineCount(sensor.oid), quota: org?.quota ?? null,
     });
     if (verdict.kind !== 'admit') {
@@ -239,7 +243,7 @@ export class SensorSession implements RegisteredSession {
     this.state = 'open';
     this.ctx.metrics.sessionsOpened.inc();
     this.ctx.metrics.sessionsActive.inc();
-    this.ctx.logger.info({ sid: sensor.sid, oid: sensor.oid, hostname: hello.host.hostname, ext_ip: this.ext_ip, enrolled: Boolean(admission.enrolledSecret) }, 'sensor connected');
+    this.ctx.logger.info({ sid: sensor.sid, oid: sensor.oid, hostname: hello.host.hostname, ext_ip: this.ext_ip, enrolled: admission.enrolled, protocol: this.wire.protocol }, 'sensor connected');
     this.send(welcome);
     this.ws.resume();
     void this.afterWelcome(sensor, hello.host.is_segregated);
@@ -342,11 +346,13 @@ export class SensorSession implements RegisteredSession {
     return [sensorCrashEvent(this.template!, { fileId: crash.file_id, lineNumber: crash.line_number, threadId: crash.thread_id }, now)];
   }
 
-  private onEvents(batch: EventsMessage): void {
+  private onEvents(batch: InboundBatch, frameBytes: number): void {
+    this.ctx.logger.trace({ sid: this.sid, seq: batch.seq, events: batch.events.length }, 'batch received');
     if (batch.seq <= this.lastSeq) {
       if (batch.seq <= this.storedSeqAtWelcome) {
         // A resend of a batch stored before this session: acknowledge again, store nothing.
         this.ctx.metrics.batchesDuplicate.inc();
+        this.ctx.metrics.eventsDuplicate.inc(batch.events.length);
         this.sendAck(batch.seq);
         return;
       }
@@ -373,7 +379,7 @@ export class SensorSession implements RegisteredSession {
         if (type === 'SYNC') syncAt = this.ctx.now();
       }
       const event_id = newId();
-      const extras = e.investigation_id !== undefined || e.this !== undefined || e.parent !== undefined || e.target !== undefined ? e : undefined;
+      const extras = e.investigation_id !== undefined || e.this !== undefined || e.parent !== undefined || e.target !== undefined || e.hostname !== undefined ? e : undefined;
       const json = template.envelope(type, e.event_time, event_id, JSON.stringify(e.event), extras);
       events[i] = { oid: this.oid, sid: this.sid, event_type: type, event_time: e.event_time, event_id, stream: 'event', json };
       if (e.task_id !== undefined) {
@@ -383,9 +389,20 @@ export class SensorSession implements RegisteredSession {
     }
     this.lastSeq = batch.seq;
     this.ctx.metrics.eventsReceived.inc(events.length);
+    this.ctx.metrics.orgEventsReceived.inc({ oid: this.oid }, events.length);
+    this.ctx.metrics.orgBytesReceived.inc({ oid: this.oid }, frameBytes);
+    const backoff = this.ctx.governor.check(this.oid, events.length);
+    if (backoff && performance.now() >= this.backoffUntil) {
+      // The batch is accepted all the same (nothing received is dropped); the sender pauses after it.
+      this.backoffUntil = performance.now() + backoff.seconds * 1000;
+      this.send({ t: 'backoff', seconds: backoff.seconds });
+      this.ctx.metrics.backoffsSent.inc({ kind: backoff.kind });
+      this.ctx.logger.warn({ sid: this.sid, oid: this.oid, seconds: backoff.seconds, reason: backoff.reason }, 'BACKOFF sent');
+      events.push(backoffEvent(template, backoff.seconds, backoff.reason, this.ctx.now()));
+    }
     if (syncAt) this.ctx.alive.touch(this.sid, syncAt);
     this.inflight++;
-    if (this.inflight >= this.ctx.config.maxInflightBatches && !this.paused) {
+    if (this.inflight >= this.wire.maxInflight(this.ctx.config) && !this.paused) {
       this.paused = true;
       this.ws.pause();
     }
@@ -396,7 +413,7 @@ export class SensorSession implements RegisteredSession {
       () => {
         this.inflight--;
         this.sendAck(seq);
-        if (this.paused && this.inflight < this.ctx.config.maxInflightBatches) {
+        if (this.paused && this.inflight < this.wire.maxInflight(this.ctx.config)) {
           this.paused = false;
           this.ws.resume();
         }
@@ -426,8 +443,12 @@ export class SensorSession implements RegisteredSession {
   }
 
   private send(message: ServerMessage): boolean {
-    if (this.ws.readyState !== this.ws.OPEN) return false;
-    this.ws.send(encodeFrame(message, this.encoding));
+    return this.sendFrames(this.wire.encode(message));
+  }
+
+  private sendFrames(frames: Array<string | Buffer>): boolean {
+    if (this.ws.readyState !== this.ws.OPEN || frames.length === 0) return false;
+    for (const frame of frames) this.ws.send(frame);
     return true;
   }
 

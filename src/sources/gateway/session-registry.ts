@@ -1,4 +1,5 @@
 // The live fleet on this node: which sensors hold a session right now. Online status comes only from here.
+import { CloseCode } from '../../protocol/close-codes.js';
 import type { TaskMessage } from '../../protocol/messages.js';
 import type { FleetPresence, LiveSessionInfo } from '../../services/presence.js';
 
@@ -7,6 +8,8 @@ export interface RegisteredSession extends LiveSessionInfo {
   /** Host fingerprint the live session presented ('' when the sensor sends none). */
   fingerprint: string;
   close(code: number, reason: string): void;
+  /** Asks the sensor to reconnect (USP adapters get `re` first), then closes. */
+  requestReconnect(code: number, reason: string): void;
   setTags(tags: string[]): void;
   /** Sends a task; false when the session is not open. */
   sendTask(task: TaskMessage): boolean;
@@ -70,6 +73,13 @@ export class SessionRegistry implements FleetPresence {
     const s = this.bySid.get(sid);
     if (!s) return false;
     s.close(code, reason);
+    return true;
+  }
+
+  requestReconnect(sid: string, reason: string): boolean {
+    const s = this.bySid.get(sid);
+    if (!s) return false;
+    s.requestReconnect(CloseCode.serviceRestart, reason);
     return true;
   }
 

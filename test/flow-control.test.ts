@@ -1,0 +1,138 @@
+// Flow control with the real server and the reference sensor: BACKOFF (when the cloud sends it, that the
+// sensor sends nothing meanwhile and delivers everything after), and DATA_DROPPED counting exactly what
+// the sensor's bounded buffer lost. The governor's arithmetic is tested on its own with a fake clock.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/observability/logger.js';
+import { ReferenceSensor } from '../src/sensor/reference-sensor.js';
+import { IngestGovernor, MAX_RATE_BACKOFF_S, type IngestLag } from '../src/services/ingest-governor.js';
+import { apiClient, startTestServer, type TestServer } from './harness/server.js';
+import { waitFor } from './harness/wait.js';
+
+describe('ingest governor', () => {
+  const idle: IngestLag = { pendingEvents: 0, oldestWaitMs: 0 };
+  const options = { queueEvents: 1000, latencyMs: 500, lagBackoffS: 5, orgEpsLimit: 0 };
+
+  it('asks for nothing while ingestion keeps up and no limit is set', () => {
+    const g = new IngestGovernor(options, () => idle, () => 0);
+    for (let i = 0; i < 100; i++) expect(g.check('org', 10_000)).toBeNull();
+  });
+
+  it('backs off when too many events wait for their commit, or the oldest waits too long', () => {
+    let lag: IngestLag = { pendingEvents: 1001, oldestWaitMs: 0 };
+    const g = new IngestGovernor(options, () => lag, () => 0);
+    expect(g.check('org', 1)).toMatchObject({ seconds: 5, kind: 'ingest_lag' });
+    lag = { pendingEvents: 1000, oldestWaitMs: 500 };
+    expect(g.check('org', 1)).toBeNull();
+    lag = { pendingEvents: 10, oldestWaitMs: 501 };
+    expect(g.check('org', 1)).toMatchObject({ seconds: 5, kind: 'ingest_lag', reason: expect.stringContaining('oldest 501 ms') });
+  });
+
+  it('gives each organization one second of burst, then a pause long enough to pay the debt back', () => {
+    let now = 0;
+    const g = new IngestGovernor({ ...options, orgEpsLimit: 100 }, () => idle, () => now);
+    expect(g.check('a', 100)).toBeNull(); // the burst
+    expect(g.check('b', 100)).toBeNull(); // another organization has its own bucket
+    expect(g.check('a', 1)).toMatchObject({ seconds: 1, kind: 'org_rate', reason: 'organization over its limit of 100 events/s' });
+    expect(g.check('a', 250)).toMatchObject({ seconds: 3 }); // 251 in debt: 2.51 s to pay back
+    now += 2510;
+    expect(g.check('a', 1)).toMatchObject({ seconds: 1 }); // paid back exactly, and one more is debt again
+    now += 10_000;
+    expect(g.check('a', 100)).toBeNull(); // refilled, but never beyond one second's worth
+    expect(g.check('a', 1)).not.toBeNull();
+    expect(g.check('a', 1_000_000)).toMatchObject({ seconds: MAX_RATE_BACKOFF_S });
+  });
+});
+
+describe('flow control with the reference sensor and a real server', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function sensorFor(server: { url: string; installationKey: string }, options: { bufferEvents?: number } = {}) {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'picket-flow-'));
+    const logs: Array<Record<string, unknown>> = [];
+    const logger = createLogger('debug', { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+    const sensor = new ReferenceSensor({
+      stateDir, url: server.url, installationKey: server.installationKey, hostname: 'flow-host', logger,
+      reconnect: { baseMs: 20, capMs: 200 }, shutdownTimeoutMs: 2000, ...options,
+    });
+    await sensor.start();
+    cleanups.push(async () => {
+      await sensor.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+    return { sensor, logs };
+  }
+
+  async function events(server: TestServer, sid: string, type: string): Promise<Array<{ routing: Record<string, unknown>; event: Record<string, unknown> }>> {
+    const api = apiClient(server.url, server.apiKey);
+    const res = await api<{ events: Array<{ routing: Record<string, unknown>; event: Record<string, unknown> }> }>(
+      'GET', `/v1/insight/${server.oid}/${sid}?start=0&end=${Math.floor(Date.now() / 1000) + 60}&event_type=${type}&limit=10000`,
+    );
+    expect(res.status).toBe(200);
+    return res.body.events;
+  }
+
+  it('a sensor told BACKOFF sends nothing for that long, then delivers everything; the BACKOFF is on its timeline', async () => {
+    const serverLogs: Array<Record<string, unknown>> = [];
+    const server = await startTestServer({ orgEpsLimit: 500 }, { logger: createLogger('trace', { write: (l: string) => void serverLogs.push(JSON.parse(l) as Record<string, unknown>) }) });
+    cleanups.push(() => server.close());
+    const { sensor, logs } = await sensorFor(server);
+    await waitFor(() => sensor.isConnected && sensor.buffer.size === 0, { message: 'connected, STARTING_UP delivered' });
+    const sid = sensor.sid!;
+    // 2,000 events in four bursts: the first goes into debt, the rest wait out the backoff in the sensor's buffer.
+    for (let burst = 0; burst < 4; burst++) {
+      for (let i = 0; i < 500; i++) sensor.emit('FLOW', { n: burst * 500 + i });
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => logs.some((l) => l.msg === 'backoff from the cloud: pausing event delivery'), { message: 'the sensor got a backoff' });
+    await waitFor(() => sensor.buffer.size === 0, { timeoutMs: 20_000, message: 'everything delivered after the backoff' });
+
+    const flow = await events(server, sid, 'FLOW');
+    expect(flow.map((e) => e.event.n)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    const backoffs = await events(server, sid, 'BACKOFF');
+    expect(backoffs.length).toBeGreaterThanOrEqual(1);
+    const first = backoffs[0]!;
+    expect(first.routing).toMatchObject({ sid, hostname: 'flow-host', event_type: 'BACKOFF' });
+    expect(first.event).toMatchObject({ seconds: expect.any(Number), reason: 'organization over its limit of 500 events/s' });
+
+    // From the server's side: no batch of this sensor arrived while the first backoff was in force.
+    const sent = serverLogs.find((l) => l.msg === 'BACKOFF sent' && l.sid === sid)!;
+    const from = Date.parse(sent.time as string);
+    const until = from + (sent.seconds as number) * 1000;
+    const arrivals = serverLogs.filter((l) => l.msg === 'batch received' && l.sid === sid).map((l) => Date.parse(l.time as string));
+    expect(arrivals.filter((t) => t > from + 50 && t < until - 50)).toEqual([]);
+    expect(arrivals.some((t) => t >= until - 50)).toBe(true);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/picket_backoffs_sent_total\{kind="org_rate"\} [1-9]/);
+  });
+
+  it('DATA_DROPPED reports exactly the events and bytes the bounded buffer dropped while the cloud was away', async () => {
+    let server = await startTestServer();
+    const { dataDir, port } = server;
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const { sensor } = await sensorFor(server, { bufferEvents: 20 });
+    await waitFor(() => sensor.isConnected && sensor.buffer.size === 0);
+    const sid = sensor.sid!;
+    await server.close({ keepData: true });
+    await waitFor(() => !sensor.isConnected, { message: 'sensor noticed the outage' });
+
+    // 50 events with a fixed time: the buffer keeps the last 20, drops the first 30.
+    const eventTime = Date.now();
+    for (let i = 0; i < 50; i++) sensor.emit('OUTAGE', { i }, { eventTime });
+    const size = (i: number): number => Buffer.byteLength(JSON.stringify({ event_type: 'OUTAGE', event_time: eventTime, event: { i } }), 'utf8');
+    const expectedBytes = Array.from({ length: 30 }, (_, i) => size(i)).reduce((a, b) => a + b, 0);
+
+    server = await startTestServer({ dataDir, port });
+    cleanups.push(() => server.close({ keepData: true }));
+    await waitFor(async () => (await events(server, sid, 'DATA_DROPPED')).length === 1 && sensor.buffer.size === 0, { message: 'DATA_DROPPED after reconnecting' });
+    const [dropped] = await events(server, sid, 'DATA_DROPPED');
+    expect(dropped!.event).toMatchObject({ dropped_events: 30, dropped_bytes: expectedBytes });
+    expect(Math.abs((dropped!.event.since as number) - eventTime / 1000)).toBeLessThanOrEqual(1);
+    expect((await events(server, sid, 'OUTAGE')).map((e) => e.event.i)).toEqual(Array.from({ length: 20 }, (_, k) => 30 + k));
+  });
+});
