@@ -165,6 +165,9 @@ describe('USP endpoint (in-process server)', () => {
     const got = await api<{ info: Record<string, unknown>; is_online: boolean }>('GET', `/v1/${sid}`);
     expect(got.body.is_online).toBe(true);
     expect(got.body.info).toMatchObject({ sid, arch: 9, plat: 0x80000000, hostname: 'syslog-relay', sensor_version: 'usp/2' });
+    const task = await api<{ error: { message: string } }>('POST', `/v1/${sid}`, { tasks: ['selftest'] });
+    expect(task.status).toBe(409);
+    expect(JSON.stringify(task.body)).toContain('adapters take no tasks');
     c.stop();
     await waitFor(async () => (await api<{ is_online: boolean }>('GET', `/v1/${sid}`)).body.is_online === false, { message: 'offline' });
     const again = client({ ...h, instance_id: crypto.randomUUID() });

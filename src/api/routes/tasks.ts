@@ -2,6 +2,7 @@
 // task, and the persistent isolation flag (re-applied by the cloud on every reconnect).
 import { Type } from 'typebox';
 import { isUuid } from '../../domain/ids.js';
+import { ARCHITECTURE } from '../../domain/platform.js';
 import type { TaskRecord } from '../../domain/records.js';
 import { CommandLineError, parseCommand } from '../../protocol/command-line.js';
 import { ISOLATION_INVESTIGATION, SensorOfflineError } from '../../services/tasking.js';
@@ -60,6 +61,7 @@ export function registerTaskRoutes(app: ApiApp, ctx: ApiContext): void {
   }, async (request) => {
     const sensor = await loadSensor(ctx, request, request.params.sid);
     if (sensor.deleted !== null) throw new ApiError(409, 'CONFLICT', `sensor ${sensor.sid} is deleted`);
+    if (sensor.arch === ARCHITECTURE.usp_adapter) throw new ApiError(409, 'CONFLICT', `sensor ${sensor.sid} is a USP log adapter: adapters take no tasks`);
     // A form's single `tasks` field is one command line (commas are part of commands); a list gives several.
     const given = typeof request.body.tasks === 'string' ? [request.body.tasks] : request.body.tasks;
     const commands = given.map((c) => c.trim()).filter((c) => c.length > 0);
