@@ -2,7 +2,7 @@
 // a paced (or saturating) event load, reconnects, and a reconnect storm, with counters and latencies.
 // Used by `picket simulate` and by the benchmarks in bench/.
 import type { Encoding } from '../protocol/codec.js';
-import { GATEWAY_PATH } from '../protocol/messages.js';
+import { GATEWAY_PATH, type SensorEvent } from '../protocol/messages.js';
 import { EventMix } from './event-mix.js';
 import { LatencyRecorder, type LatencySummary } from './latency-recorder.js';
 import { SimulatedSensor, simulatedHost, type SimulatedSensorListener } from './simulated-sensor.js';
@@ -24,6 +24,11 @@ export interface FleetOptions {
   ca?: Buffer;
   /** Called when the cloud stored a sensor's answer to a task (for the tasking benchmark). */
   onTaskAnswerStored?: (taskId: string) => void;
+  /**
+   * The events of a sensor's next batch, at most `max` of them; an empty array when that sensor has
+   * nothing more to send. Default: `max` events of the realistic event mix, endlessly.
+   */
+  batchSource?: (sensor: SimulatedSensor, max: number, now: number) => SensorEvent[];
 }
 
 export interface LoadOptions {
@@ -216,11 +221,12 @@ export class FleetSimulator {
           const s = this.sensors[i]!;
           let c = credit[i]! + perSensorEps * dt;
           const n = Math.min(Math.floor(c), s.maxBatchEvents);
-          if (n > 0 && s.canSend(now)) {
-            s.send(this.mix.batch(n, now), now);
-            this.eventsSent += n;
+          const events = n > 0 && s.canSend(now) ? this.nextBatch(s, n, now) : [];
+          if (events.length > 0) {
+            s.send(events, now);
+            this.eventsSent += events.length;
             this.batchesSent++;
-            c -= n;
+            c -= events.length;
           }
           if (c > creditCap) {
             this.eventsDeferred += Math.floor(c - creditCap);
@@ -322,11 +328,16 @@ export class FleetSimulator {
     if (this.saturateBatch <= 0) return;
     const now = Date.now();
     while (s.canSend(now)) {
-      const n = Math.min(this.saturateBatch, s.maxBatchEvents);
-      s.send(this.mix.batch(n, now), now);
-      this.eventsSent += n;
+      const events = this.nextBatch(s, Math.min(this.saturateBatch, s.maxBatchEvents), now);
+      if (events.length === 0) return;
+      s.send(events, now);
+      this.eventsSent += events.length;
       this.batchesSent++;
     }
+  }
+
+  private nextBatch(s: SimulatedSensor, max: number, now: number): SensorEvent[] {
+    return this.options.batchSource ? this.options.batchSource(s, max, now) : this.mix.batch(max, now);
   }
 
   private async connectWithRetry(sensor: SimulatedSensor): Promise<void> {
