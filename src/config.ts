@@ -38,6 +38,20 @@ export interface ServerConfig {
   backoffSeconds: number;
   /** Events per second an organization may send before its senders get BACKOFF; 0 = no limit. */
   orgEpsLimit: number;
+  /** First retry delay of a failing output, seconds (doubles per failure). */
+  outputRetryBaseS: number;
+  /** Longest retry delay of a failing output, seconds. */
+  outputRetryCapS: number;
+  /** Consecutive failures after which an output is paused. */
+  outputPauseAfter: number;
+  /** How long a paused output waits before it tries again, seconds. */
+  outputPauseS: number;
+  /** Events an output may fall behind the log before its overflow policy applies. */
+  outputQueueLimit: number;
+  /** What happens beyond the limit: "keep" (keep everything, warn) or "drop_oldest" (skip ahead, counted). */
+  outputOverflow: 'keep' | 'drop_oldest';
+  /** Seconds between {"__trace":"keepalive"} lines on live streams. */
+  liveKeepaliveS: number;
   /** Milliseconds between alive-time flushes to the store. */
   aliveFlushMs: number;
   /** First retry-after (seconds) told to a sensor refused over quota or as a clone; doubles on each refusal. */
@@ -81,6 +95,13 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'backoffLatencyMs', env: 'PICKET_BACKOFF_LATENCY_MS', flag: '--backoff-latency-ms <ms>', default: '2000', description: 'Ingestion is behind when the oldest event waiting for its commit has waited this long: senders get BACKOFF.' },
   { key: 'backoffSeconds', env: 'PICKET_BACKOFF_SECONDS', flag: '--backoff-seconds <seconds>', default: '5', description: 'Length of the BACKOFF sent while ingestion is behind.' },
   { key: 'orgEpsLimit', env: 'PICKET_ORG_EPS_LIMIT', flag: '--org-eps-limit <events/s>', default: '0', description: 'Events per second one organization may send; above it its senders get BACKOFF until the excess is paid back (0 = no limit).' },
+  { key: 'outputRetryBaseS', env: 'PICKET_OUTPUT_RETRY_BASE', flag: '--output-retry-base <seconds>', default: '1', description: 'First retry delay of a failing output; doubles on each failure (with jitter).' },
+  { key: 'outputRetryCapS', env: 'PICKET_OUTPUT_RETRY_CAP', flag: '--output-retry-cap <seconds>', default: '60', description: 'Longest retry delay of a failing output.' },
+  { key: 'outputPauseAfter', env: 'PICKET_OUTPUT_PAUSE_AFTER', flag: '--output-pause-after <failures>', default: '10', description: 'Consecutive failures after which an output is paused (its last error stays readable at GET /v1/errors/{oid}).' },
+  { key: 'outputPauseS', env: 'PICKET_OUTPUT_PAUSE', flag: '--output-pause <seconds>', default: '300', description: 'How long a paused output waits before trying again (updating its configuration retries at once).' },
+  { key: 'outputQueueLimit', env: 'PICKET_OUTPUT_QUEUE_LIMIT', flag: '--output-queue-limit <events>', default: '1000000', description: 'Events an output may fall behind the event log before PICKET_OUTPUT_OVERFLOW applies.' },
+  { key: 'outputOverflow', env: 'PICKET_OUTPUT_OVERFLOW', flag: '--output-overflow <policy>', default: 'keep', description: '"keep": an output over its limit keeps everything and catches up later (logged, metric picket_output_lag_events); "drop_oldest": it skips ahead to the limit, counting what it skipped in picket_output_dropped_total and its errors.' },
+  { key: 'liveKeepaliveS', env: 'PICKET_LIVE_KEEPALIVE', flag: '--live-keepalive <seconds>', default: '60', description: 'Seconds between {"__trace":"keepalive"} lines on live streams.' },
   { key: 'aliveFlushMs', env: 'PICKET_ALIVE_FLUSH_MS', flag: '--alive-flush-ms <ms>', default: '5000', description: 'How often last-seen times are written to the store, in one batch.' },
   { key: 'refusalRetryBaseS', env: 'PICKET_REFUSAL_RETRY_BASE', flag: '--refusal-retry-base <seconds>', default: '30', description: 'Retry-after told to a sensor refused over quota or as a clone; doubles on each refusal of the same sensor.' },
   { key: 'refusalRetryCapS', env: 'PICKET_REFUSAL_RETRY_CAP', flag: '--refusal-retry-cap <seconds>', default: '1800', description: 'Largest retry-after told to a refused sensor.' },
@@ -106,6 +127,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   };
   const sync = pick('sqliteSync', 'PICKET_SQLITE_SYNC') ?? 'full';
   if (sync !== 'full' && sync !== 'normal') throw new Error(`PICKET_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
+  const overflow = pick('outputOverflow', 'PICKET_OUTPUT_OVERFLOW') ?? 'keep';
+  if (overflow !== 'keep' && overflow !== 'drop_oldest') throw new Error(`PICKET_OUTPUT_OVERFLOW must be "keep" or "drop_oldest", got "${overflow}"`);
   const creds = pick('writeCredentialsFile', 'PICKET_CREDENTIALS_FILE');
   const tlsCert = pick('tlsCert', 'PICKET_TLS_CERT') || undefined;
   const tlsKey = pick('tlsKey', 'PICKET_TLS_KEY') || undefined;
@@ -130,6 +153,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     backoffLatencyMs: num('PICKET_BACKOFF_LATENCY_MS', pick('backoffLatencyMs', 'PICKET_BACKOFF_LATENCY_MS'), 2000, 1),
     backoffSeconds: num('PICKET_BACKOFF_SECONDS', pick('backoffSeconds', 'PICKET_BACKOFF_SECONDS'), 5, 1),
     orgEpsLimit: num('PICKET_ORG_EPS_LIMIT', pick('orgEpsLimit', 'PICKET_ORG_EPS_LIMIT'), 0, 0),
+    outputRetryBaseS: num('PICKET_OUTPUT_RETRY_BASE', pick('outputRetryBaseS', 'PICKET_OUTPUT_RETRY_BASE'), 1, 0.01),
+    outputRetryCapS: num('PICKET_OUTPUT_RETRY_CAP', pick('outputRetryCapS', 'PICKET_OUTPUT_RETRY_CAP'), 60, 0.01),
+    outputPauseAfter: num('PICKET_OUTPUT_PAUSE_AFTER', pick('outputPauseAfter', 'PICKET_OUTPUT_PAUSE_AFTER'), 10, 1),
+    outputPauseS: num('PICKET_OUTPUT_PAUSE', pick('outputPauseS', 'PICKET_OUTPUT_PAUSE'), 300, 0.01),
+    outputQueueLimit: num('PICKET_OUTPUT_QUEUE_LIMIT', pick('outputQueueLimit', 'PICKET_OUTPUT_QUEUE_LIMIT'), 1_000_000, 1),
+    outputOverflow: overflow,
+    liveKeepaliveS: num('PICKET_LIVE_KEEPALIVE', pick('liveKeepaliveS', 'PICKET_LIVE_KEEPALIVE'), 60, 0.05),
     aliveFlushMs: num('PICKET_ALIVE_FLUSH_MS', pick('aliveFlushMs', 'PICKET_ALIVE_FLUSH_MS'), 5000, 10),
     refusalRetryBaseS: num('PICKET_REFUSAL_RETRY_BASE', pick('refusalRetryBaseS', 'PICKET_REFUSAL_RETRY_BASE'), 30, 0.01),
     refusalRetryCapS: num('PICKET_REFUSAL_RETRY_CAP', pick('refusalRetryCapS', 'PICKET_REFUSAL_RETRY_CAP'), 1800, 0.01),

@@ -16,6 +16,10 @@ import { DeletedSensorJanitor } from './services/deleted-sensor-janitor.js';
 import { RefusalBackoff } from './services/refusal-backoff.js';
 import { Tasking } from './services/tasking.js';
 import { IngestGovernor } from './services/ingest-governor.js';
+import type { UpgradeHandler } from './api/context.js';
+import { LiveStreamHub } from './sinks/live/live-stream-hub.js';
+import { OutputManager } from './sinks/outputs/output-manager.js';
+import { OUTPUT_MODULES } from './sinks/outputs/modules/index.js';
 import { SensorGateway } from './sources/gateway/sensor-gateway.js';
 import { SessionRegistry } from './sources/gateway/session-registry.js';
 import { openStore } from './store/open-store.js';
@@ -30,6 +34,8 @@ export interface RunningServer {
   metrics: Metrics;
   registry: SessionRegistry;
   writer: EventWriter;
+  outputs: OutputManager;
+  live: LiveStreamHub;
   /** Credentials created on this start (first start of an empty store only). */
   bootstrap: BootstrapCredentials | null;
   /** Path of credentials.json when it exists. */
@@ -66,6 +72,15 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     () => ({ pendingEvents: writer.pendingEvents, oldestWaitMs: writer.oldestWaitMs() }),
   );
   const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), now });
+  const outputs = new OutputManager({
+    store, bus, metrics, logger: logger.child({ component: 'outputs' }), modules: OUTPUT_MODULES, dataDir: config.dataDir, now,
+    policy: {
+      retryBaseMs: config.outputRetryBaseS * 1000, retryCapMs: config.outputRetryCapS * 1000, pauseAfter: config.outputPauseAfter,
+      pauseMs: config.outputPauseS * 1000, queueLimit: config.outputQueueLimit, overflow: config.outputOverflow, idlePollMs: 1000,
+    },
+  });
+  const live = new LiveStreamHub(bus, metrics, { keepaliveMs: config.liveKeepaliveS * 1000, maxQueuedLines: 10_000 });
+  const upgradeHandlers: UpgradeHandler[] = [(req, socket, head) => gateway.handleUpgrade(req, socket, head)];
   const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
 
   let ready = false;
@@ -75,11 +90,14 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config, now,
     emit: (events) => writer.submit(events),
     tasking,
+    outputs,
+    live,
+    upgrades: { add: (handler) => upgradeHandlers.push(handler) },
     readiness: () => (ready ? { ready: true } : { ready: false, reason: readyReason }),
     https,
   });
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!gateway.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    if (!upgradeHandlers.some((handle) => handle(req, socket, head))) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
   await app.listen({ host: config.host, port: config.port });
@@ -88,6 +106,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = (config.publicUrl ?? `${scheme}://${displayHost}:${port}`).replace(/\/+$/, '');
 
+  await outputs.start();
   alive.start();
   gateway.start();
   janitor.start();
@@ -111,6 +130,9 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       await janitor.stop();
       await gateway.close();
       await writer.close();
+      // After the writer: everything stored is visible to the outputs; each stops after its send in flight.
+      await outputs.stop();
+      live.close();
       await alive.stop();
       await app.close();
       await bus.close();
@@ -121,7 +143,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   };
 
   return {
-    url, port, config, store, metrics, registry, writer, bootstrap,
+    url, port, config, store, metrics, registry, writer, outputs, live, bootstrap,
     credentialsFile: existsSync(credentialsPath) ? credentialsPath : null,
     forgetDeletedSensors: () => janitor.sweep(),
     close,

@@ -124,7 +124,8 @@ describe('REST API', () => {
 
     it('/readyz is 503 NOT_READY with the reason while the node is not ready or the store does not answer', async () => {
       const base = { store: t.server.store, presence: t.server.registry, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), config: t.server.config, emit: () => Promise.resolve(),
-        tasking: new Tasking({ store: t.server.store, presence: t.server.registry, write: () => Promise.resolve(), logger: silentLogger(), now: Date.now }) };
+        tasking: new Tasking({ store: t.server.store, presence: t.server.registry, write: () => Promise.resolve(), logger: silentLogger(), now: Date.now }),
+        outputs: t.server.outputs, live: t.server.live, upgrades: { add: () => undefined } };
       const starting = await buildApi({ ...base, readiness: () => ({ ready: false, reason: 'starting' }) });
       const res = await starting.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);

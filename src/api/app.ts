@@ -16,6 +16,10 @@ import { registerTaskRoutes } from './routes/tasks.js';
 import { registerInsightRoutes } from './routes/insight.js';
 import { registerInstallationKeyRoutes } from './routes/installation-keys.js';
 import { registerOrgRoutes } from './routes/orgs.js';
+import { registerOutputRoutes } from './routes/outputs.js';
+import { registerLiveStreamRoutes } from './routes/live-stream.js';
+import { liveStreamUpgradeHandler } from './live-stream-socket.js';
+import { auditHook } from './audit-trail.js';
 import { registerSensorRoutes } from './routes/sensors.js';
 import { ErrorResponse } from './schemas.js';
 
@@ -30,6 +34,8 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     // Fastify's own per-request lines are replaced by one structured line per request (onResponse below).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Shutdown runs after sessions, outputs and live streams are closed: whatever connection is left is cut.
+    forceCloseConnections: true,
     ajv: { customOptions: { coerceTypes: 'array', useDefaults: true, removeAdditional: true, allErrors: false } },
   };
   // With `https` fastify creates an https.Server; its API is the one used here, so the instance is typed as the default.
@@ -43,6 +49,8 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     config: options.config,
     emit: options.emit,
     tasking: options.tasking,
+    outputs: options.outputs,
+    live: options.live,
     readiness: options.readiness,
     keys: new ApiKeyCache(options.store, options.keyCacheMs ?? 5000, now),
     now,
@@ -65,6 +73,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     route.schema = { ...(route.schema ?? {}), security: [{ bearerAuth: [] }] };
   });
 
+  app.addHook('onResponse', auditHook(ctx));
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
     ctx.metrics.apiRequests.inc({ method: request.method, status: String(status) });
@@ -99,6 +108,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
         { name: 'installation keys', description: 'Keys sensors enroll with' },
         { name: 'sensors', description: 'Sensors, tags and online state' },
         { name: 'events', description: 'Sensor timelines' },
+        { name: 'outputs', description: 'Where events are delivered, and component errors' },
         { name: 'health', description: 'Probes and metrics (no API key)' },
       ],
     },
@@ -114,6 +124,9 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
   registerInsightRoutes(app, ctx);
   registerDeploymentRoutes(app, ctx);
   registerTaskRoutes(app, ctx);
+  registerOutputRoutes(app, ctx);
+  registerLiveStreamRoutes(app, ctx);
+  options.upgrades.add(liveStreamUpgradeHandler(ctx));
 
   await app.ready();
   return app;

@@ -22,6 +22,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Route needs no API key (health, metrics, docs, the org URL lookup). */
     public?: boolean;
+    /** A POST that changes nothing (a live stream): allowed to read-only keys. */
+    readOnly?: boolean;
   }
 }
 
@@ -83,7 +85,8 @@ export function authenticate(ctx: ApiContext) {
     if (!match) throw unauthorized('malformed Authorization header: expected "Bearer <key_id>.<secret>"');
     const key = await ctx.keys.verify(match[1]!);
     if (!key) throw unauthorized('invalid API key');
-    if (key.role === 'read' && !READ_METHODS.has(request.method)) throw forbidden(`API key "${key.name}" has the read role: only GET requests are allowed`);
+    const readOnlyRoute = request.routeOptions.config?.readOnly === true;
+    if (key.role === 'read' && !READ_METHODS.has(request.method) && !readOnlyRoute) throw forbidden(`API key "${key.name}" has the read role: only GET requests are allowed`);
     request.principal = key;
   };
 }

@@ -1,14 +1,24 @@
 // What every route module receives: the fastify instance (TypeBox-typed) and the node's services.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PipelineEvent } from '../pipeline/event-writer.js';
+import type { LiveStreams } from '../services/live-streams.js';
+import type { OutputControl } from '../services/output-control.js';
 import type { FleetPresence } from '../services/presence.js';
 import type { Tasking } from '../services/tasking.js';
 import type { Store } from '../store/store.js';
 import type { ApiKeyCache } from './auth.js';
+
+/** Handlers of HTTP upgrades on the API's server, tried in order; each returns true when the path is its own. */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+export interface UpgradeRouter {
+  add(handler: UpgradeHandler): void;
+}
 
 export type Readiness = () => { ready: true } | { ready: false; reason: string };
 
@@ -22,6 +32,12 @@ export interface ApiOptions {
   emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
   /** Sends and follows tasks (POST /v1/{sid}). */
   tasking: Tasking;
+  /** This node's outputs: configuration checks, delivery, status, test sends. */
+  outputs: OutputControl;
+  /** Live streams of stored events (POST /v1/stream/{oid} and its WebSocket form). */
+  live: LiveStreams;
+  /** WebSocket upgrade handlers beyond the sensor gateway; the API adds the live stream's. */
+  upgrades: UpgradeRouter;
   /** Whether the node accepts work (false while starting or shutting down); /readyz reports it. */
   readiness: Readiness;
   /** TLS certificate and key: the API (and the gateway on the same server) is served over https. */
@@ -45,6 +61,8 @@ export interface ApiContext {
   config: ServerConfig;
   emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
   tasking: Tasking;
+  outputs: OutputControl;
+  live: LiveStreams;
   readiness: Readiness;
   keys: ApiKeyCache;
   now: () => number;

@@ -2,7 +2,7 @@
 // usage metering (billing_record, whose envelope is `{record}`) and the audit trail of API actions.
 import { Type, type Static } from 'typebox';
 import { defineEvent } from './definition.js';
-import { Count, Payload, PATTERNS, Text, Uuid } from './primitives.js';
+import { Count, EpochSeconds, Payload, PATTERNS, Text, Uuid } from './primitives.js';
 
 const artifactFields = {
   size: Count('Size of the artifact in bytes.'),
@@ -38,6 +38,8 @@ export type BillingRecord = Static<typeof BillingRecord>;
 
 export const AuditPayload = Payload(
   {
+    oid: Text('The organization acted on.'),
+    ts: EpochSeconds('When the call was answered, Unix seconds.'),
     etype: Text('Kind of action, e.g. "sensor_delete", "installation_key_create", "quota_set".'),
     msg: Text('What happened, in one human sentence.'),
     ident: Text('Who did it: the API key or user that made the call.'),
@@ -90,11 +92,13 @@ export const PLATFORM_EVENTS = [
     eventType: 'audit',
     stream: 'audit',
     producer: 'cloud',
-    trigger: 'Every mutating API call (who did what), successful or not.',
+    trigger: 'Every mutating API call (who did what), successful or not; routing.event_type is "audit", the kind of action is etype.',
     description: 'Audit trail of the organization: one event per API action that changes something.',
     routingScope: 'org',
     payloadSchema: AuditPayload,
     example: {
+      oid: 'c82e5c17-d519-4ef5-a4ac-c454a95d31db',
+      ts: 1717029877,
       etype: 'sensor_delete',
       msg: 'sensor a75cc927-bf28-4178-a42d-25ecc8a6be81 deleted',
       ident: 'admin-key',

@@ -8,6 +8,8 @@ import { registerOrgCommand } from './commands/org.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerSimulateCommand } from './commands/simulate.js';
 import { registerTaskCommand } from './commands/task.js';
+import { registerOutputsCommand } from './commands/outputs.js';
+import { registerAdapterCommand } from './commands/adapter.js';
 import { PICKET_VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerOrgCommand(program);
   registerEventsCommand(program);
   registerTaskCommand(program);
+  registerOutputsCommand(program);
   registerSimulateCommand(program);
+  registerAdapterCommand(program);
   return program;
 }

@@ -15,6 +15,14 @@ export class Metrics {
   readonly eventsStored = new Counter({ name: 'picket_events_stored_total', help: 'Events durably stored (sensor and cloud produced)', labelNames: ['stream'] as const, registers: [this.registry] });
   readonly batchesDuplicate = new Counter({ name: 'picket_batches_duplicate_total', help: 'Resent batches (or USP messages) recognised by sequence number and not stored again', registers: [this.registry] });
   readonly acksSent = new Counter({ name: 'picket_acks_sent_total', help: 'ACK_MESSAGES sent to sensors', registers: [this.registry] });
+  readonly outputEventsSent = new Counter({ name: 'picket_output_events_sent_total', help: 'Events delivered by outputs, by module', labelNames: ['module'] as const, registers: [this.registry] });
+  readonly outputBytesSent = new Counter({ name: 'picket_output_bytes_sent_total', help: 'Bytes of records delivered by outputs (JSON, before any compression), by organization and module', labelNames: ['oid', 'module'] as const, registers: [this.registry] });
+  readonly outputFailures = new Counter({ name: 'picket_output_failures_total', help: 'Failed output deliveries (each retried later), by module', labelNames: ['module'] as const, registers: [this.registry] });
+  readonly outputDropped = new Counter({ name: 'picket_output_dropped_total', help: 'Events an output skipped because its queue went over PICKET_OUTPUT_QUEUE_LIMIT with PICKET_OUTPUT_OVERFLOW=drop_oldest', labelNames: ['oid', 'output'] as const, registers: [this.registry] });
+  readonly outputLag = new Gauge({ name: 'picket_output_lag_events', help: 'How far an output is behind the end of the event log, in log positions', labelNames: ['oid', 'output'] as const, registers: [this.registry] });
+  readonly outputsPaused = new Gauge({ name: 'picket_outputs_paused', help: 'Outputs paused after repeated failures', registers: [this.registry] });
+  readonly liveSubscribers = new Gauge({ name: 'picket_live_stream_subscribers', help: 'Live stream clients connected', registers: [this.registry] });
+  readonly liveDropped = new Counter({ name: 'picket_live_stream_dropped_total', help: 'Lines dropped from live streams whose clients read too slowly (each client is told how many)', registers: [this.registry] });
   readonly eventsDuplicate = new Counter({ name: 'picket_events_duplicate_total', help: 'Events in resent batches (or USP messages) already stored: dropped, not stored twice', registers: [this.registry] });
   readonly backoffsSent = new Counter({ name: 'picket_backoffs_sent_total', help: 'BACKOFF sent to sensors and adapters, by kind (ingest_lag, org_rate)', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly orgEventsReceived = new Counter({ name: 'picket_org_events_received_total', help: 'Events received from sensors and adapters, by organization', labelNames: ['oid'] as const, registers: [this.registry] });

@@ -1,5 +1,6 @@
 // The storage contract. The embedded SQLite store and the PostgreSQL store both implement it and both
 // pass test/contract/store-contract.ts unchanged. Callers never know which backend they hold.
+import type { OutputConfig, OutputStream } from '../domain/outputs.js';
 import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag, TaskRecord, TaskState } from '../domain/records.js';
 
 /** One event as stored: the indexed columns plus the full `{routing, event}` envelope as JSON text. */
@@ -83,6 +84,32 @@ export interface SensorListQuery {
   hostnamePrefix?: string;
   /** Include sensors marked deleted (default false). */
   includeDeleted?: boolean;
+}
+
+/** One stored event read back in log order (for outputs). */
+export interface LogRow {
+  /** Position in the event log: strictly increasing in commit order. */
+  seq: number;
+  oid: string;
+  sid: string | null;
+  event_type: string;
+  json: string;
+}
+
+export interface LogQuery {
+  oid: string;
+  stream: OutputStream;
+  /** Exclusive lower bound on seq. */
+  afterSeq: number;
+  limit: number;
+}
+
+/** The latest error of one component of an organization (e.g. "outputs/siem"), for GET /v1/errors/{oid}. */
+export interface OrgError {
+  oid: string;
+  component: string;
+  error: string;
+  at: number;
 }
 
 export interface SensorPage {
@@ -182,6 +209,33 @@ export interface Store {
    * answer). Sets the timestamp column of the new state, and error/answer when given. Returns whether it moved.
    */
   updateTask(taskId: string, from: ReadonlyArray<TaskState>, to: { state: TaskState; at: number; error?: number | null; answer?: string | null }): Promise<boolean>;
+
+  // Outputs
+  /** All outputs (of one organization, or of every organization when oid is omitted), by name. */
+  listOutputs(oid?: string): Promise<OutputConfig[]>;
+  getOutput(oid: string, name: string): Promise<OutputConfig | null>;
+  /**
+   * Creates or replaces an output. A new output's cursor starts at the end of the log (it delivers what
+   * is stored from now on); a replaced one keeps its cursor. Returns whether it was created.
+   */
+  putOutput(config: OutputConfig): Promise<{ created: boolean }>;
+  /** Removes the output, its cursor and its last error. Returns false when it did not exist. */
+  deleteOutput(oid: string, name: string): Promise<boolean>;
+  /** The last log position the output has delivered (null when the output does not exist). */
+  getOutputCursor(oid: string, name: string): Promise<number | null>;
+  /** Moves the cursor forward (never back). */
+  setOutputCursor(oid: string, name: string, seq: number): Promise<void>;
+  /** The organization's stored events of one stream after a log position, in log order. */
+  readLog(query: LogQuery): Promise<LogRow[]>;
+  /** How many of the organization's stored events of one stream lie in (afterSeq, upToSeq]. */
+  countLog(query: Omit<LogQuery, 'limit'> & { upToSeq: number }): Promise<number>;
+  /** The highest log position stored so far (0 for an empty log). */
+  lastLogSeq(): Promise<number>;
+
+  // Errors of an organization's components (outputs, adapters)
+  recordOrgError(error: OrgError): Promise<void>;
+  clearOrgError(oid: string, component: string): Promise<void>;
+  listOrgErrors(oid: string): Promise<OrgError[]>;
 
   // Events
   /**

@@ -11,6 +11,7 @@
 //   StoreConflictError; a foreign or mangled cursor rejects with InvalidCursorError.
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { OutputConfig } from '../../src/domain/outputs.js';
 import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, TaskRecord } from '../../src/domain/records.js';
 import { InvalidCursorError, StoreConflictError, StoreNotFoundError } from '../../src/store/errors.js';
 import type { NewSensor, Store, StoredEvent, TimelineQuery } from '../../src/store/store.js';
@@ -733,6 +734,74 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         expect(all.events[0]).toBe(many[0]!.json);
         expect(all.events[19_999]).toBe(many[19_999]!.json);
         expect(await store.getSequenceMark(sid)).toEqual({ sid, stream_id: 's', seq: 1 });
+      });
+    });
+
+    describe('outputs, the event log and organization errors', () => {
+      const oid = randomUUID();
+      const sid = randomUUID();
+      const output = (overrides: Partial<OutputConfig> = {}): OutputConfig => ({
+        oid, name: 'siem', module: 'webhook', stream: 'event',
+        filters: { event_white_list: ['NEW_PROCESS'], event_black_list: [], sid: null, tag: 'prod', inv_id: null, sample_rate: 1 },
+        shape: { is_flat: false, is_no_routing: true, is_prefix_data: false },
+        fields: { dest_host: 'https://example.test/hook', secret_key: 's3cret', timeout_s: 5, is_compression: true },
+        created: 1_700_000_000_000, updated: 1_700_000_000_000, ...overrides,
+      });
+
+      it('stores an output; a new one starts at the end of the log, a replaced one keeps its cursor and creation time', async () => {
+        await store.appendEvents([event(oid, sid, 1), event(oid, sid, 2)], []);
+        const end = await store.lastLogSeq();
+        expect(end).toBeGreaterThan(0);
+        expect(await store.putOutput(output())).toEqual({ created: true });
+        expect(await store.getOutput(oid, 'siem')).toEqual(output());
+        expect(await store.getOutputCursor(oid, 'siem')).toBe(end);
+        await store.setOutputCursor(oid, 'siem', end + 5);
+        await store.setOutputCursor(oid, 'siem', end + 1); // never backwards
+        expect(await store.getOutputCursor(oid, 'siem')).toBe(end + 5);
+        expect(await store.putOutput(output({ module: 'file', created: 1_800_000_000_000, updated: 1_800_000_000_000 }))).toEqual({ created: false });
+        expect(await store.getOutput(oid, 'siem')).toMatchObject({ module: 'file', created: 1_700_000_000_000, updated: 1_800_000_000_000 });
+        expect(await store.getOutputCursor(oid, 'siem')).toBe(end + 5);
+        await store.putOutput(output({ name: 'archive' }));
+        await store.putOutput(output({ oid: randomUUID(), name: 'elsewhere' }));
+        expect((await store.listOutputs(oid)).map((o) => o.name)).toEqual(['archive', 'siem']);
+        expect((await store.listOutputs()).length).toBeGreaterThanOrEqual(3);
+        expect(await store.deleteOutput(oid, 'siem')).toBe(true);
+        expect(await store.deleteOutput(oid, 'siem')).toBe(false);
+        expect(await store.getOutput(oid, 'siem')).toBeNull();
+        expect(await store.getOutputCursor(oid, 'siem')).toBeNull();
+      });
+
+      it('reads one organization\'s stream in log order after a position, and counts a range', async () => {
+        const other = randomUUID();
+        const start = await store.lastLogSeq();
+        const a = event(oid, sid, 10);
+        const b = event(other, randomUUID(), 11);
+        const c = event(oid, null, 12, { event_type: 'enrollment', stream: 'deployment' });
+        const d = event(oid, sid, 9, { event_type: 'DNS_REQUEST' });
+        await store.appendEvents([a, b, c], []);
+        await store.appendEvents([d], []);
+        const telemetry = await store.readLog({ oid, stream: 'event', afterSeq: start, limit: 10 });
+        expect(telemetry.map((r) => r.json)).toEqual([a.json, d.json]);
+        expect(telemetry[0]).toMatchObject({ oid, sid, event_type: 'NEW_PROCESS' });
+        expect(telemetry[1]!.seq).toBeGreaterThan(telemetry[0]!.seq);
+        expect((await store.readLog({ oid, stream: 'event', afterSeq: telemetry[0]!.seq, limit: 10 })).map((r) => r.json)).toEqual([d.json]);
+        expect((await store.readLog({ oid, stream: 'event', afterSeq: start, limit: 1 })).map((r) => r.json)).toEqual([a.json]);
+        expect((await store.readLog({ oid, stream: 'deployment', afterSeq: start, limit: 10 })).map((r) => r.json)).toEqual([c.json]);
+        expect(await store.countLog({ oid, stream: 'event', afterSeq: start, upToSeq: await store.lastLogSeq() })).toBe(2);
+        expect(await store.countLog({ oid, stream: 'event', afterSeq: start, upToSeq: telemetry[0]!.seq })).toBe(1);
+      });
+
+      it('keeps the latest error per component', async () => {
+        await store.recordOrgError({ oid, component: 'outputs/siem', error: 'HTTP 500', at: 1 });
+        await store.recordOrgError({ oid, component: 'outputs/siem', error: 'HTTP 503', at: 2 });
+        await store.recordOrgError({ oid, component: 'outputs/archive', error: 'disk full', at: 3 });
+        expect(await store.listOrgErrors(oid)).toEqual([
+          { oid, component: 'outputs/archive', error: 'disk full', at: 3 },
+          { oid, component: 'outputs/siem', error: 'HTTP 503', at: 2 },
+        ]);
+        await store.clearOrgError(oid, 'outputs/siem');
+        expect((await store.listOrgErrors(oid)).map((e) => e.component)).toEqual(['outputs/archive']);
+        expect(await store.listOrgErrors(randomUUID())).toEqual([]);
       });
     });
 

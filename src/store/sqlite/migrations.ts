@@ -155,6 +155,42 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_queued ON tasks(sid, created) WHERE state = 'queued';
     `,
   },
+  {
+    version: 4,
+    name: 'outputs',
+    sql: `
+      -- Where an organization's events go (platform-reference.md §4.2). filters, shape and fields are JSON.
+      CREATE TABLE outputs (
+        oid     TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        module  TEXT NOT NULL,
+        stream  TEXT NOT NULL,
+        filters TEXT NOT NULL,
+        shape   TEXT NOT NULL,
+        fields  TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (oid, name)
+      ) WITHOUT ROWID;
+      -- Each output's durable queue is the event log itself: the output has delivered everything up to seq.
+      CREATE TABLE output_cursors (
+        oid  TEXT NOT NULL,
+        name TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        PRIMARY KEY (oid, name)
+      ) WITHOUT ROWID;
+      -- Platform streams read in log order by outputs (telemetry is read through the primary key).
+      CREATE INDEX events_by_org_stream_seq ON events(oid, stream, seq) WHERE stream IS NOT NULL;
+      -- The latest error per component of an organization (GET /v1/errors/{oid}).
+      CREATE TABLE org_errors (
+        oid       TEXT NOT NULL,
+        component TEXT NOT NULL,
+        error     TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (oid, component)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 const TRACKING_TABLE = `

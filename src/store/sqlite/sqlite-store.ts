@@ -5,10 +5,12 @@
 import type Database from 'better-sqlite3';
 import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag, TaskRecord, TaskState } from '../../domain/records.js';
 import { StoreNotFoundError } from '../errors.js';
-import type { NewSensor, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
+import type { OutputConfig } from '../../domain/outputs.js';
+import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from './cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
+import { OutputTables } from './output-tables.js';
 import {
   bool, toApiKey, toInstallationKey, toOrg, toSensor, toSensorTag, toSequenceMark,
   type ApiKeyRow, type InstallationKeyRow, type OrgRow, type SensorRow, type SensorTagRow,
@@ -48,6 +50,7 @@ function likePrefix(prefix: string): string {
 export class SqliteStore implements Store {
   readonly description: string;
   private readonly statements = new Map<string, Statement>();
+  private readonly outputs: OutputTables;
   private appendTx: ((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => void) | null = null;
 
   private constructor(
@@ -55,6 +58,7 @@ export class SqliteStore implements Store {
     readonly path: string,
   ) {
     this.description = `sqlite:${path}`;
+    this.outputs = new OutputTables(db);
   }
 
   static open(opts: SqliteStoreOptions): SqliteStore {
@@ -395,6 +399,56 @@ export class SqliteStore implements Store {
       }
     });
     return (events, marks, tasks) => tx.immediate(events, marks, tasks);
+  }
+
+  // ---- outputs (output-tables.ts) ----
+
+  async listOutputs(oid?: string): Promise<OutputConfig[]> {
+    return this.outputs.listOutputs(oid);
+  }
+
+  async getOutput(oid: string, name: string): Promise<OutputConfig | null> {
+    return this.outputs.getOutput(oid, name);
+  }
+
+  async putOutput(config: OutputConfig): Promise<{ created: boolean }> {
+    return this.outputs.putOutput(config);
+  }
+
+  async deleteOutput(oid: string, name: string): Promise<boolean> {
+    return this.outputs.deleteOutput(oid, name);
+  }
+
+  async getOutputCursor(oid: string, name: string): Promise<number | null> {
+    return this.outputs.getOutputCursor(oid, name);
+  }
+
+  async setOutputCursor(oid: string, name: string, seq: number): Promise<void> {
+    this.outputs.setOutputCursor(oid, name, seq);
+  }
+
+  async readLog(query: LogQuery): Promise<LogRow[]> {
+    return this.outputs.readLog(query);
+  }
+
+  async countLog(query: Omit<LogQuery, 'limit'> & { upToSeq: number }): Promise<number> {
+    return this.outputs.countLog(query);
+  }
+
+  async lastLogSeq(): Promise<number> {
+    return this.outputs.lastLogSeq();
+  }
+
+  async recordOrgError(error: OrgError): Promise<void> {
+    this.outputs.recordOrgError(error);
+  }
+
+  async clearOrgError(oid: string, component: string): Promise<void> {
+    this.outputs.clearOrgError(oid, component);
+  }
+
+  async listOrgErrors(oid: string): Promise<OrgError[]> {
+    return this.outputs.listOrgErrors(oid);
   }
 
   async getSequenceMark(sid: string): Promise<SequenceMark | null> {

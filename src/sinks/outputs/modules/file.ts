@@ -1,0 +1,104 @@
+// The `file` output: JSON lines appended to a file on this node, fsynced before a batch counts as
+// delivered; rotated by size and by age, rotated files optionally gzipped. A relative path lives under
+// `<data dir>/outputs/`.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type { OutputModuleDescriptor } from '../module-descriptor.js';
+import type { OutputModule, OutputModuleContext, OutputRecord } from '../output-module.js';
+
+const DEFAULT_MAX_BYTES = 100 * 1024 * 1024;
+
+/** `events.jsonl` rotated at 2026-11-23T10:15:00.123Z becomes `events.jsonl.20261123T101500123Z`. */
+export function rotatedName(file: string, at: Date): string {
+  return `${file}.${at.toISOString().replace(/[-:.]/g, '')}`;
+}
+
+class FileOutput implements OutputModule {
+  readonly batching = { maxRecords: 5000, maxWaitMs: 0 };
+  private handle: FileHandle | null = null;
+  private size = 0;
+  private openedAt = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly maxBytes: number,
+    private readonly maxAgeMs: number,
+    private readonly compress: boolean,
+  ) {}
+
+  async send(records: ReadonlyArray<OutputRecord>): Promise<void> {
+    let text = '';
+    for (const r of records) text += `${r.json}\n`;
+    const bytes = Buffer.byteLength(text);
+    if (this.handle && (this.size + bytes > this.maxBytes || (this.maxAgeMs > 0 && Date.now() - this.openedAt >= this.maxAgeMs)) && this.size > 0) {
+      await this.rotate();
+    }
+    const handle = await this.openFile();
+    try {
+      await handle.appendFile(text);
+      await handle.datasync();
+    } catch (err) {
+      // The next attempt reopens the file; a partly written batch is written again (at least once).
+      await this.closeFile();
+      throw new Error(`file ${this.file}: ${(err as Error).message}`);
+    }
+    this.size += bytes;
+  }
+
+  async close(): Promise<void> {
+    await this.closeFile();
+  }
+
+  private async openFile(): Promise<FileHandle> {
+    if (this.handle) return this.handle;
+    try {
+      await mkdir(path.dirname(this.file), { recursive: true });
+      this.handle = await open(this.file, 'a', 0o640);
+      const st = await stat(this.file);
+      this.size = st.size;
+      this.openedAt = st.size > 0 ? st.birthtimeMs || Date.now() : Date.now();
+      return this.handle;
+    } catch (err) {
+      throw new Error(`file ${this.file}: ${(err as Error).message}`);
+    }
+  }
+
+  private async closeFile(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    await h?.close().catch(() => undefined);
+  }
+
+  private async rotate(): Promise<void> {
+    await this.closeFile();
+    const target = rotatedName(this.file, new Date());
+    await rename(this.file, target);
+    if (this.compress) {
+      await pipeline(createReadStream(target), createGzip(), createWriteStream(`${target}.gz`, { mode: 0o640 }));
+      await unlink(target);
+    }
+  }
+}
+
+export const fileModule: OutputModuleDescriptor = {
+  name: 'file',
+  description: 'JSON lines appended to a file on the node, rotated by size and age, optionally gzipped when rotated.',
+  fields: {
+    dest_path: { type: 'string', required: true, description: 'file to append to; a relative path is under <data dir>/outputs/' },
+    max_bytes: { type: 'integer', min: 1024, max: 1024 ** 4, description: `rotate when the file would grow beyond this many bytes (default ${DEFAULT_MAX_BYTES})` },
+    sec_per_file: { type: 'integer', min: 1, max: 31 * 24 * 3600, description: 'rotate a file this many seconds after it was started (default: no time rotation)' },
+    is_compression: { type: 'boolean', description: 'gzip rotated files (<name>.<time>.gz)' },
+  },
+  create(ctx: OutputModuleContext): OutputModule {
+    const dest = String(ctx.fields.dest_path ?? '');
+    if (!dest) throw new Error('file output: dest_path is required');
+    const file = path.isAbsolute(dest) ? dest : path.join(ctx.dataDir, 'outputs', dest);
+    if (!path.isAbsolute(dest) && !file.startsWith(path.join(ctx.dataDir, 'outputs') + path.sep)) throw new Error('file output: dest_path must stay inside <data dir>/outputs/');
+    const maxBytes = typeof ctx.fields.max_bytes === 'number' ? ctx.fields.max_bytes : DEFAULT_MAX_BYTES;
+    const maxAgeMs = typeof ctx.fields.sec_per_file === 'number' ? ctx.fields.sec_per_file * 1000 : 0;
+    return new FileOutput(file, maxBytes, maxAgeMs, ctx.fields.is_compression === true);
+  },
+};

@@ -1,0 +1,276 @@
+// The delivery loop of one output. Its durable queue is the event log: the worker reads the stored events
+// of its organization and stream after its cursor, filters and shapes them, hands a batch to its module,
+// and only when the module has delivered it moves the cursor (at least once, in log order, which keeps
+// every sensor's order). A failing destination is retried with exponential backoff and jitter, then
+// paused; its last error is kept for GET /v1/errors/{oid}. Each output has its own loop, so a slow or dead
+// destination holds back nothing but itself, and ingestion never waits for any output.
+import type { OutputConfig } from '../../domain/outputs.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Store } from '../../store/store.js';
+import { PartialDeliveryError, type OutputModule, type OutputRecord } from './output-module.js';
+import { compileFilter, shapeRecord, type LogEvent, type RecordFilter } from './record-filter.js';
+
+export interface DeliveryPolicy {
+  retryBaseMs: number;
+  retryCapMs: number;
+  /** Consecutive failures after which the output pauses for pauseMs. */
+  pauseAfter: number;
+  pauseMs: number;
+  queueLimit: number;
+  overflow: 'keep' | 'drop_oldest';
+  /** How often an idle worker looks at the log without being woken, ms. */
+  idlePollMs: number;
+}
+
+export interface OutputWorkerDeps {
+  store: Store;
+  metrics: Metrics;
+  logger: Logger;
+  now: () => number;
+  policy: DeliveryPolicy;
+}
+
+export type OutputState = 'running' | 'retrying' | 'paused' | 'stopped';
+
+export interface OutputStatus {
+  state: OutputState;
+  cursor: number;
+  failures: number;
+  last_error: string | null;
+  last_error_at: number | null;
+  /** When a retrying or paused output tries again, Unix ms. */
+  retry_at: number | null;
+}
+
+/** Rows read from the log per step: enough for a full batch even when filters drop most of them. */
+const READ_PAGE = 2000;
+
+export class OutputWorker {
+  private readonly filter: RecordFilter;
+  private readonly component: string;
+  private cursor = 0;
+  private state: OutputState = 'running';
+  private failures = 0;
+  private lastError: string | null = null;
+  private lastErrorAt: number | null = null;
+  private retryAt: number | null = null;
+  private stopped = false;
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private loop: Promise<void> | null = null;
+  /** When the current partial batch (fewer than maxRecords) was first seen: the batching wait runs from there. */
+  private partialSince: number | null = null;
+  private lagWarned = false;
+  /** Events skipped over the queue limit since this worker started (drop_oldest), repeated in every error. */
+  private skipped = 0;
+
+  constructor(
+    readonly config: OutputConfig,
+    private readonly module: OutputModule,
+    private readonly deps: OutputWorkerDeps,
+  ) {
+    this.filter = compileFilter(config.filters);
+    this.component = `outputs/${config.name}`;
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((err: unknown) => {
+      this.deps.logger.error({ err, oid: this.config.oid, output: this.config.name }, 'output worker crashed');
+      this.state = 'stopped';
+    });
+  }
+
+  /** New events may be waiting: look now instead of at the next poll. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /**
+   * Stops: a send in progress gets `graceMs` to finish, then the module is closed (aborting it; its batch
+   * stays in the log and is sent again by the next worker).
+   */
+  async stop(graceMs = 3000): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loop, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    await this.module.close().catch((err: unknown) => this.deps.logger.warn({ err, output: this.config.name }, 'output module did not close cleanly'));
+    await this.loop;
+    if (this.state === 'paused') this.deps.metrics.outputsPaused.dec();
+    this.state = 'stopped';
+  }
+
+  /** Position in the log up to which this output has delivered. */
+  get position(): number {
+    return this.cursor;
+  }
+
+  status(): OutputStatus {
+    return { state: this.state, cursor: this.cursor, failures: this.failures, last_error: this.lastError, last_error_at: this.lastErrorAt, retry_at: this.retryAt };
+  }
+
+  private async run(): Promise<void> {
+    const { store } = this.deps;
+    const { oid, name, stream } = this.config;
+    this.cursor = (await store.getOutputCursor(oid, name)) ?? (await store.lastLogSeq());
+    while (!this.stopped) {
+      await this.applyQueueLimit();
+      const rows = await store.readLog({ oid, stream, afterSeq: this.cursor, limit: READ_PAGE });
+      if (rows.length === 0) {
+        this.partialSince = null;
+        await this.sleep(this.deps.policy.idlePollMs);
+        continue;
+      }
+      const { maxRecords, maxWaitMs } = this.module.batching;
+      const records: OutputRecord[] = [];
+      let through = this.cursor;
+      for (const row of rows) {
+        const event: LogEvent = { seq: row.seq, oid: row.oid, sid: row.sid, event_type: row.event_type, envelope: JSON.parse(row.json) as Record<string, unknown> };
+        if (this.filter(event)) {
+          const body = shapeRecord(event, this.config.shape);
+          const routing = event.envelope.routing as { event_time?: unknown } | undefined;
+          records.push({
+            seq: row.seq, oid: row.oid, sid: row.sid, event_type: row.event_type,
+            event_time: typeof routing?.event_time === 'number' ? routing.event_time : 0, body, json: body === event.envelope ? row.json : JSON.stringify(body),
+          });
+        }
+        through = row.seq;
+        if (records.length >= maxRecords) break;
+      }
+      if (records.length === 0) {
+        await this.advance(through);
+        continue;
+      }
+      // A partial batch waits (for more records, up to maxWaitMs) when the module batches by time.
+      if (records.length < maxRecords && maxWaitMs > 0 && rows.length < READ_PAGE) {
+        const now = this.deps.now();
+        this.partialSince ??= now;
+        const waited = now - this.partialSince;
+        if (waited < maxWaitMs) {
+          await this.sleep(maxWaitMs - waited, false);
+          continue;
+        }
+      }
+      await this.deliver(records, through);
+    }
+  }
+
+  private async deliver(records: OutputRecord[], through: number): Promise<void> {
+    const { metrics, logger } = this.deps;
+    try {
+      await this.module.send(records);
+    } catch (err) {
+      // What the destination took before failing is done: move past it, retry only the rest.
+      const delivered = err instanceof PartialDeliveryError ? Math.min(err.delivered, records.length) : 0;
+      if (delivered > 0) {
+        this.count(records.slice(0, delivered));
+        await this.advance(records[delivered - 1]!.seq);
+      }
+      await this.failed(err as Error);
+      return;
+    }
+    this.count(records);
+    this.partialSince = null;
+    if (this.failures > 0) {
+      logger.info({ oid: this.config.oid, output: this.config.name, after_failures: this.failures }, 'output delivering again');
+      if (this.state === 'paused') metrics.outputsPaused.dec();
+      this.failures = 0;
+      this.retryAt = null;
+      this.state = 'running';
+      await this.deps.store.clearOrgError(this.config.oid, this.component);
+    }
+    await this.advance(through);
+  }
+
+  private count(records: ReadonlyArray<OutputRecord>): void {
+    this.deps.metrics.outputEventsSent.inc({ module: this.config.module }, records.length);
+    let bytes = 0;
+    for (const r of records) bytes += r.json.length;
+    this.deps.metrics.outputBytesSent.inc({ oid: this.config.oid, module: this.config.module }, bytes);
+  }
+
+  private async advance(through: number): Promise<void> {
+    this.cursor = through;
+    await this.deps.store.setOutputCursor(this.config.oid, this.config.name, through);
+  }
+
+  private async failed(err: Error): Promise<void> {
+    // A send aborted by stop() is not the destination's fault.
+    if (this.stopped) return;
+    const { metrics, logger, policy, now } = this.deps;
+    this.failures++;
+    this.lastError = err.message || String(err);
+    this.lastErrorAt = now();
+    metrics.outputFailures.inc({ module: this.config.module });
+    let delay: number;
+    if (this.failures >= policy.pauseAfter) {
+      if (this.state !== 'paused') metrics.outputsPaused.inc();
+      this.state = 'paused';
+      delay = policy.pauseMs;
+    } else {
+      this.state = 'retrying';
+      // Full jitter over an exponentially growing ceiling.
+      const ceiling = Math.min(policy.retryCapMs, policy.retryBaseMs * 2 ** (this.failures - 1));
+      delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    }
+    this.retryAt = now() + delay;
+    logger.warn({ oid: this.config.oid, output: this.config.name, failures: this.failures, retry_in_ms: Math.round(delay), state: this.state, error: this.lastError }, 'output delivery failed');
+    const skipped = this.skipped > 0 ? `; ${this.skipped} undelivered events skipped over the queue limit` : '';
+    await this.deps.store.recordOrgError({
+      oid: this.config.oid, component: this.component,
+      error: `${this.lastError} (${this.failures} failure${this.failures === 1 ? '' : 's'} in a row; ${this.state === 'paused' ? 'paused' : 'retrying'}${skipped})`, at: this.lastErrorAt,
+    });
+    await this.sleep(delay, false);
+  }
+
+  /** The queue bound (PICKET_OUTPUT_QUEUE_LIMIT): warn, or skip ahead and count what was skipped. */
+  private async applyQueueLimit(): Promise<void> {
+    const { store, policy, metrics, logger } = this.deps;
+    const last = await store.lastLogSeq();
+    const lag = Math.max(0, last - this.cursor);
+    metrics.outputLag.set({ oid: this.config.oid, output: this.config.name }, lag);
+    if (lag <= policy.queueLimit) {
+      this.lagWarned = false;
+      return;
+    }
+    if (policy.overflow === 'keep') {
+      if (!this.lagWarned) logger.warn({ oid: this.config.oid, output: this.config.name, lag, limit: policy.queueLimit }, 'output is over its queue limit; keeping everything (PICKET_OUTPUT_OVERFLOW=keep)');
+      this.lagWarned = true;
+      return;
+    }
+    const target = last - policy.queueLimit;
+    const dropped = await store.countLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: this.cursor, upToSeq: target });
+    metrics.outputDropped.inc({ oid: this.config.oid, output: this.config.name }, dropped);
+    this.skipped += dropped;
+    const message = `queue over its limit of ${policy.queueLimit} events: skipped ${dropped} undelivered events (PICKET_OUTPUT_OVERFLOW=drop_oldest)`;
+    logger.error({ oid: this.config.oid, output: this.config.name, dropped, from: this.cursor, to: target }, message);
+    await store.recordOrgError({ oid: this.config.oid, component: this.component, error: message, at: this.deps.now() });
+    await this.advance(target);
+  }
+
+  /** Waits `ms`, or less when woken (new events) unless `wakeable` is false; always ends early on stop(). */
+  private sleep(ms: number, wakeable = true): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (wakeable && this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        if (this.stopped || wakeable) {
+          this.wakeUp = null;
+          this.woken = false;
+          done();
+        }
+      };
+    });
+  }
+}
