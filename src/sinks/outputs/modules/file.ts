@@ -2,7 +2,7 @@
 // delivered; rotated by size and by age, rotated files optionally gzipped. A relative path lives under
 // `<data dir>/outputs/`.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -10,6 +10,10 @@ import type { OutputModuleDescriptor } from '../module-descriptor.js';
 import type { OutputModule, OutputModuleContext, OutputRecord } from '../output-module.js';
 
 const DEFAULT_MAX_BYTES = 100 * 1024 * 1024;
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(() => true, () => false);
+}
 
 /** `events.jsonl` rotated at 2026-11-23T10:15:00.123Z becomes `events.jsonl.20261123T101500123Z`. */
 export function rotatedName(file: string, at: Date): string {
@@ -74,7 +78,10 @@ class FileOutput implements OutputModule {
 
   private async rotate(): Promise<void> {
     await this.closeFile();
-    const target = rotatedName(this.file, new Date());
+    // Never over an earlier rotated file (two rotations within one millisecond): add -1, -2, ...
+    const base = rotatedName(this.file, new Date());
+    let target = base;
+    for (let n = 1; (await exists(target)) || (await exists(`${target}.gz`)); n++) target = `${base}-${n}`;
     await rename(this.file, target);
     if (this.compress) {
       await pipeline(createReadStream(target), createGzip(), createWriteStream(`${target}.gz`, { mode: 0o640 }));

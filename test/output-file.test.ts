@@ -1,0 +1,82 @@
+// The file output module on real files: JSON lines, fsynced batches, rotation by size and by age, gzip
+// of rotated files, and a relative path kept inside <data dir>/outputs/.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fileModule, rotatedName } from '../src/sinks/outputs/modules/file.js';
+import type { OutputRecord } from '../src/sinks/outputs/output-module.js';
+import { waitFor } from './harness/wait.js';
+
+function records(from: number, n: number, pad = 0): OutputRecord[] {
+  return Array.from({ length: n }, (_, i) => {
+    const body = { routing: { event_type: 'T' }, event: { n: from + i, pad: 'x'.repeat(pad) } };
+    return { seq: from + i, oid: 'o', sid: null, event_type: 'T', event_time: 0, body, json: JSON.stringify(body) };
+  });
+}
+
+function readAll(dir: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const raw = readFileSync(path.join(dir, name));
+    const text = name.endsWith('.gz') ? gunzipSync(raw).toString('utf8') : raw.toString('utf8');
+    for (const line of text.split('\n')) if (line) out.push((JSON.parse(line) as { event: { n: number } }).event.n);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+describe('file output module', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  const dataDir = (): string => {
+    const d = mkdtempSync(path.join(os.tmpdir(), 'picket-file-out-'));
+    dirs.push(d);
+    return d;
+  };
+
+  it('appends JSON lines under <data>/outputs and rotates by size, gzipping rotated files', async () => {
+    const data = dataDir();
+    const m = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: 'sub/events.jsonl', max_bytes: 4096, is_compression: true } });
+    for (let b = 0; b < 10; b++) await m.send(records(b * 10, 10, 50));
+    await m.close();
+    const dir = path.join(data, 'outputs', 'sub');
+    const files = readdirSync(dir);
+    expect(files).toContain('events.jsonl');
+    const rotated = files.filter((f) => f !== 'events.jsonl');
+    expect(rotated.length).toBeGreaterThanOrEqual(2);
+    for (const f of rotated) expect(f).toMatch(/^events\.jsonl\.\d{8}T\d{9}Z(-\d+)?\.gz$/);
+    for (const f of files) if (!f.endsWith('.gz')) expect(readFileSync(path.join(dir, f)).length).toBeLessThanOrEqual(4096);
+    expect(readAll(dir)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('rotates by age (sec_per_file), without gzip when not asked', async () => {
+    const data = dataDir();
+    const m = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: 'aged.jsonl', sec_per_file: 1 } });
+    await m.send(records(0, 5));
+    const started = Date.now();
+    await waitFor(() => Date.now() - started >= 1100, { intervalMs: 100, message: 'the file ages' });
+    await m.send(records(5, 5));
+    await m.close();
+    const dir = path.join(data, 'outputs');
+    const files = readdirSync(dir).sort();
+    expect(files).toHaveLength(2);
+    expect(files.some((f) => /^aged\.jsonl\.\d{8}T\d{9}Z$/.test(f))).toBe(true);
+    expect(readAll(dir)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+  });
+
+  it('names rotated files by UTC time and refuses paths leaving <data>/outputs', () => {
+    expect(rotatedName('/x/e.jsonl', new Date('2026-11-23T10:15:00.123Z'))).toBe('/x/e.jsonl.20261123T101500123Z');
+    expect(() => fileModule.create({ name: 'f', oid: 'o', dataDir: '/data', fields: { dest_path: '../escape.jsonl' } })).toThrow(/inside <data dir>\/outputs/);
+  });
+
+  it('reports a file it cannot write with the path and the reason', async () => {
+    const data = dataDir();
+    const m = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: path.join(data, 'missing-parent-is-a-file', 'x.jsonl') } });
+    await import('node:fs').then((fs) => fs.writeFileSync(path.join(data, 'missing-parent-is-a-file'), 'not a dir'));
+    await expect(m.send(records(0, 1))).rejects.toThrow(/missing-parent-is-a-file.*(ENOTDIR|EEXIST)/);
+    await m.close();
+  });
+});
