@@ -13,7 +13,8 @@
 // Every event carries its identity {s: sensor index, n: 0..4999} and every event has the same
 // event_time, so a timeline (ordered by event_time, then by insertion) is in pure storage order and
 // "n = 0, 1, 2, ... 4999" checks presence, uniqueness and per-sensor order at once.
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SensorEvent } from '../src/protocol/messages.js';
 import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
@@ -184,6 +185,11 @@ describe('durability of a 100,000-event fleet stream across a server SIGKILL', (
     const first = await startServerProcess({ env: SERVER_ENV });
     servers.push(first);
     dataDirs.add(first.dataDir);
+    // An output is attached: after the kill and restart it must hold every event once too.
+    const added = await apiClient(first.url, first.credentials.api_key)('POST', `/v1/outputs/${first.credentials.oid}`, {
+      name: 'archive', module: 'file', type: 'event', dest_path: 'archive.jsonl', event_white_list: EVENT_TYPE, is_no_routing: true,
+    });
+    expect(added.status).toBe(200);
     const fleet = await startFleet(first, 'fleet-kill');
     fleets.push(fleet);
     const { sim } = fleet;
@@ -223,6 +229,17 @@ describe('durability of a 100,000-event fleet stream across a server SIGKILL', (
     expect(Object.keys(summary.errors).filter((k) => /\b40\d\d\b/.test(k))).toEqual([]);
 
     await expectEveryEventOnce(second, sids);
+
+    // The output saw every event exactly once, each sensor's in order.
+    const archive = path.join(first.dataDir, 'outputs', 'archive.jsonl');
+    const readArchive = (): Identity[] => (existsSync(archive) ? readFileSync(archive, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Identity) : []);
+    await waitFor(() => readArchive().length >= TOTAL, { timeoutMs: 20_000, message: 'the output caught up' });
+    const delivered = readArchive();
+    expect(delivered).toHaveLength(TOTAL);
+    expect(new Set(delivered.map((e) => `${e.s}/${e.n}`)).size).toBe(TOTAL);
+    for (let index = 0; index < SENSORS; index++) {
+      expect(delivered.filter((e) => e.s === index).map((e) => e.n), `sensor ${index} in the output`).toEqual(Array.from({ length: PER_SENSOR }, (_, n) => n));
+    }
 
     second.kill('SIGTERM');
     await second.exited;

@@ -67,6 +67,54 @@ describe('file output module', () => {
     expect(readAll(dir)).toEqual(Array.from({ length: 10 }, (_, i) => i));
   });
 
+  it('after a crash it continues exactly after what the file holds: no batch twice, no half-written line', async () => {
+    const data = dataDir();
+    const fields = { dest_path: 'crash.jsonl' };
+    const first = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields });
+    expect(await first.resumeAfter!()).toBeNull();
+    await first.send(records(1, 10));
+    // The process "dies" here: the batch is in the file, the output's cursor never learnt it...
+    const file = path.join(data, 'outputs', 'crash.jsonl');
+    // ...and it was in the middle of writing the next batch.
+    await import('node:fs').then((fs) => fs.appendFileSync(file, '{"routing":{"event_type":"T"},"event":{"n":11,"pa'));
+    const second = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields });
+    expect(await second.resumeAfter!()).toBe(10);
+    await second.send(records(11, 10));
+    await second.close();
+    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    expect(lines.map((l) => (JSON.parse(l) as { event: { n: number } }).event.n)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // A test send's instance (no resumeAfter) does not move the position; its line, being after the last
+    // recorded batch, is cut at the next start like any unrecorded write.
+    const probe = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields });
+    await probe.send(records(0, 1));
+    await probe.close();
+    const third = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields });
+    expect(await third.resumeAfter!()).toBe(20);
+    await third.send(records(21, 1));
+    await third.close();
+    const after = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { event: { n: number } }).event.n);
+    expect(after).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+  });
+
+  it('a crash during the very first batch is cut back to the file as it was', async () => {
+    const data = dataDir();
+    const file = path.join(data, 'outputs', 'first.jsonl');
+    await import('node:fs').then((fs) => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, '{"kept":"from before"}\n');
+    });
+    const first = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: 'first.jsonl' } });
+    expect(await first.resumeAfter!()).toBeNull();
+    // The first batch reached the file, then the process died before recording it.
+    await import('node:fs').then((fs) => fs.appendFileSync(file, '{"event":{"n":1}}\n'));
+    const second = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: 'first.jsonl' } });
+    expect(await second.resumeAfter!()).toBeNull();
+    await second.send(records(1, 2));
+    await second.close();
+    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+    expect(lines).toEqual(['{"kept":"from before"}', ...records(1, 2).map((r) => r.json)]);
+  });
+
   it('names rotated files by UTC time and refuses paths leaving <data>/outputs', () => {
     expect(rotatedName('/x/e.jsonl', new Date('2026-11-23T10:15:00.123Z'))).toBe('/x/e.jsonl.20261123T101500123Z');
     expect(() => fileModule.create({ name: 'f', oid: 'o', dataDir: '/data', fields: { dest_path: '../escape.jsonl' } })).toThrow(/inside <data dir>\/outputs/);

@@ -34,6 +34,12 @@ export interface OutputModule {
   send(records: ReadonlyArray<OutputRecord>): Promise<void>;
   /** Releases connections and files. */
   close(): Promise<void>;
+  /**
+   * For destinations that can tell what they already hold (the file module): the last log position the
+   * destination has, which may be ahead of the output's cursor after a crash. The delivery loop calls it
+   * once before its first read and continues after the larger of the two, so nothing is delivered twice.
+   */
+  resumeAfter?(): Promise<number | null>;
 }
 
 /** What a module factory gets: the output's module fields (already validated) and a few node facilities. */

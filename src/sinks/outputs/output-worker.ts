@@ -116,6 +116,12 @@ export class OutputWorker {
     const { store } = this.deps;
     const { oid, name, stream } = this.config;
     this.cursor = (await store.getOutputCursor(oid, name)) ?? (await store.lastLogSeq());
+    // The destination may already hold what the cursor had not yet recorded when the node died.
+    const held = this.module.resumeAfter ? await this.module.resumeAfter() : null;
+    if (held !== null && held > this.cursor) {
+      this.deps.logger.info({ oid, output: name, cursor: this.cursor, destination_has: held }, 'output continues after what its destination already holds');
+      await this.advance(held);
+    }
     while (!this.stopped) {
       await this.applyQueueLimit();
       const rows = await store.readLog({ oid, stream, afterSeq: this.cursor, limit: READ_PAGE });

@@ -1,8 +1,14 @@
 // The `file` output: JSON lines appended to a file on this node, fsynced before a batch counts as
 // delivered; rotated by size and by age, rotated files optionally gzipped. A relative path lives under
 // `<data dir>/outputs/`.
+//
+// Exactly once across crashes: after each batch the module records, beside the file
+// (`<file>.position`), the last log position written and the file's length. On start it cuts the file
+// back to that length (dropping a batch half written when the process died) and tells the delivery loop
+// to continue after that position (skipping a batch written but not yet counted in the output's cursor).
+// A test send's line written after the last batch is cut the same way at the next start.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -20,11 +26,21 @@ export function rotatedName(file: string, at: Date): string {
   return `${file}.${at.toISOString().replace(/[-:.]/g, '')}`;
 }
 
+interface FilePosition {
+  /** Last log position written to the file. */
+  seq: number;
+  /** The file's length right after it. */
+  bytes: number;
+}
+
 class FileOutput implements OutputModule {
   readonly batching = { maxRecords: 5000, maxWaitMs: 0 };
   private handle: FileHandle | null = null;
   private size = 0;
   private openedAt = 0;
+  /** Only the delivery loop's instance keeps a position (a test send's instance must not cut the file). */
+  private tracking = false;
+  private position: FilePosition | null = null;
 
   constructor(
     private readonly file: string,
@@ -32,6 +48,35 @@ class FileOutput implements OutputModule {
     private readonly maxAgeMs: number,
     private readonly compress: boolean,
   ) {}
+
+  private get positionFile(): string {
+    return `${this.file}.position`;
+  }
+
+  async resumeAfter(): Promise<number | null> {
+    this.tracking = true;
+    try {
+      const p = JSON.parse(await readFile(this.positionFile, 'utf8')) as Partial<FilePosition>;
+      this.position = typeof p.seq === 'number' && typeof p.bytes === 'number' ? { seq: p.seq, bytes: p.bytes } : null;
+    } catch {
+      this.position = null;
+    }
+    if (!this.position) {
+      // First start on this file: what is in it now is the baseline a crash is cut back to.
+      const bytes = await stat(this.file).then((st) => st.size, () => 0);
+      await mkdir(path.dirname(this.file), { recursive: true });
+      await this.savePosition({ seq: 0, bytes });
+      return null;
+    }
+    return this.position.seq > 0 ? this.position.seq : null;
+  }
+
+  private async savePosition(position: FilePosition): Promise<void> {
+    this.position = position;
+    const tmp = `${this.positionFile}.tmp`;
+    await writeFile(tmp, JSON.stringify(position));
+    await rename(tmp, this.positionFile);
+  }
 
   async send(records: ReadonlyArray<OutputRecord>): Promise<void> {
     let text = '';
@@ -44,12 +89,13 @@ class FileOutput implements OutputModule {
     try {
       await handle.appendFile(text);
       await handle.datasync();
+      this.size = (await handle.stat()).size;
+      if (this.tracking && records.length > 0) await this.savePosition({ seq: records[records.length - 1]!.seq, bytes: this.size });
     } catch (err) {
-      // The next attempt reopens the file; a partly written batch is written again (at least once).
+      // The next attempt reopens the file, cut back to the last recorded length, and writes the batch again.
       await this.closeFile();
       throw new Error(`file ${this.file}: ${(err as Error).message}`);
     }
-    this.size += bytes;
   }
 
   async close(): Promise<void> {
@@ -63,6 +109,11 @@ class FileOutput implements OutputModule {
       this.handle = await open(this.file, 'a', 0o640);
       const st = await stat(this.file);
       this.size = st.size;
+      if (this.tracking && this.position && st.size > this.position.bytes) {
+        // Written after the last recorded batch: a batch the delivery loop never counted. It comes again.
+        await this.handle.truncate(this.position.bytes);
+        this.size = this.position.bytes;
+      }
       this.openedAt = st.size > 0 ? st.birthtimeMs || Date.now() : Date.now();
       return this.handle;
     } catch (err) {
@@ -83,6 +134,8 @@ class FileOutput implements OutputModule {
     let target = base;
     for (let n = 1; (await exists(target)) || (await exists(`${target}.gz`)); n++) target = `${base}-${n}`;
     await rename(this.file, target);
+    // The new file starts empty; what was written so far is in the rotated one.
+    if (this.tracking && this.position) await this.savePosition({ seq: this.position.seq, bytes: 0 });
     if (this.compress) {
       await pipeline(createReadStream(target), createGzip(), createWriteStream(`${target}.gz`, { mode: 0o640 }));
       await unlink(target);
