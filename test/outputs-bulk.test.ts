@@ -36,7 +36,7 @@ describe('webhook_bulk output (real server, real HTTP receiver)', () => {
       });
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => (receiver.closeAllConnections(), receiver.close(r))));
+    cleanups.push(() => new Promise<void>((r) => (receiver.closeAllConnections(), receiver.close(() => r()))));
     const s = await startTestServer();
     cleanups.push(() => s.close());
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/bulk`;
