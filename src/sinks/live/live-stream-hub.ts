@@ -6,7 +6,7 @@
 import type { BusEvent, EventBus } from '../../bus/event-bus.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { LiveSink, LiveStreams, LiveSubscription, LiveSubscriptionRequest } from '../../services/live-streams.js';
-import { compileFilter, type RecordFilter } from '../outputs/record-filter.js';
+import { compileFilter, StoredLogEvent, type RecordFilter } from '../outputs/record-filter.js';
 
 export interface LiveStreamOptions {
   keepaliveMs: number;
@@ -40,8 +40,7 @@ class Subscriber implements LiveSubscription {
 
   offer(e: BusEvent): void {
     if (e.oid !== this.request.oid || e.stream !== this.request.stream) return;
-    const envelope = JSON.parse(e.json) as Record<string, unknown>;
-    if (!this.filter({ seq: ++this.seq, oid: e.oid, sid: e.sid, event_type: e.event_type, envelope })) return;
+    if (!this.filter(new StoredLogEvent(++this.seq, e.oid, e.sid, e.event_type, e.json))) return;
     this.push(e.json);
   }
 

@@ -9,7 +9,32 @@ import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/store.js';
 import { PartialDeliveryError, type OutputModule, type OutputRecord } from './output-module.js';
-import { compileFilter, shapeRecord, type LogEvent, type RecordFilter } from './record-filter.js';
+import { compileFilter, isPlainShape, shapeRecord, StoredLogEvent, type RecordFilter } from './record-filter.js';
+
+/** A record sent as stored: its JSON is the stored text, its body parsed only if a module asks. */
+class PlainRecord implements OutputRecord {
+  readonly seq: number;
+  readonly oid: string;
+  readonly sid: string | null;
+  readonly event_type: string;
+  readonly json: string;
+
+  constructor(private readonly event: StoredLogEvent) {
+    this.seq = event.seq;
+    this.oid = event.oid;
+    this.sid = event.sid;
+    this.event_type = event.event_type;
+    this.json = event.json;
+  }
+
+  get event_time(): number {
+    return this.event.eventTime;
+  }
+
+  get body(): Record<string, unknown> {
+    return this.event.envelope;
+  }
+}
 
 export interface DeliveryPolicy {
   retryBaseMs: number;
@@ -48,6 +73,8 @@ const READ_PAGE = 2000;
 
 export class OutputWorker {
   private readonly filter: RecordFilter;
+  /** No shape option: records go out as stored, without parsing them. */
+  private readonly plain: boolean;
   private readonly component: string;
   private cursor = 0;
   private state: OutputState = 'running';
@@ -71,6 +98,7 @@ export class OutputWorker {
     private readonly deps: OutputWorkerDeps,
   ) {
     this.filter = compileFilter(config.filters);
+    this.plain = isPlainShape(config.shape);
     this.component = `outputs/${config.name}`;
   }
 
@@ -134,15 +162,8 @@ export class OutputWorker {
       const records: OutputRecord[] = [];
       let through = this.cursor;
       for (const row of rows) {
-        const event: LogEvent = { seq: row.seq, oid: row.oid, sid: row.sid, event_type: row.event_type, envelope: JSON.parse(row.json) as Record<string, unknown> };
-        if (this.filter(event)) {
-          const body = shapeRecord(event, this.config.shape);
-          const routing = event.envelope.routing as { event_time?: unknown } | undefined;
-          records.push({
-            seq: row.seq, oid: row.oid, sid: row.sid, event_type: row.event_type,
-            event_time: typeof routing?.event_time === 'number' ? routing.event_time : 0, body, json: body === event.envelope ? row.json : JSON.stringify(body),
-          });
-        }
+        const event = new StoredLogEvent(row.seq, row.oid, row.sid, row.event_type, row.json);
+        if (this.filter(event)) records.push(this.plain ? new PlainRecord(event) : this.shaped(event));
         through = row.seq;
         if (records.length >= maxRecords) break;
       }
@@ -162,6 +183,11 @@ export class OutputWorker {
       }
       await this.deliver(records, through);
     }
+  }
+
+  private shaped(event: StoredLogEvent): OutputRecord {
+    const body = shapeRecord(event, this.config.shape);
+    return { seq: event.seq, oid: event.oid, sid: event.sid, event_type: event.event_type, event_time: event.eventTime, body, json: JSON.stringify(body) };
   }
 
   private async deliver(records: OutputRecord[], through: number): Promise<void> {

@@ -3,13 +3,43 @@
 // is_prefix_data. An investigation id starting with "__" (Picket's own, e.g. "__isolation") never leaves.
 import type { OutputFilters, OutputShape } from './output-config.js';
 
-/** An event read back from the log, parsed once. */
+/** An event read back from the log; `envelope` is parsed from `json` only when something needs it. */
 export interface LogEvent {
   seq: number;
   oid: string;
   sid: string | null;
   event_type: string;
-  envelope: Record<string, unknown>;
+  /** The stored envelope text, when known (lets the "__" check skip parsing). */
+  json?: string;
+  readonly envelope: Record<string, unknown>;
+}
+
+/** A stored row as a LogEvent, parsing its JSON at most once and only on demand. */
+export class StoredLogEvent implements LogEvent {
+  private parsed: Record<string, unknown> | undefined;
+
+  constructor(
+    readonly seq: number,
+    readonly oid: string,
+    readonly sid: string | null,
+    readonly event_type: string,
+    readonly json: string,
+  ) {}
+
+  get envelope(): Record<string, unknown> {
+    return (this.parsed ??= JSON.parse(this.json) as Record<string, unknown>);
+  }
+
+  /** routing.event_time without parsing the whole envelope (it is written right after event_type). */
+  get eventTime(): number {
+    const m = /"event_time":(\d+)/.exec(this.json);
+    return m ? Number(m[1]) : 0;
+  }
+}
+
+/** True when no shape option is set: the stored envelope is sent as it is. */
+export function isPlainShape(shape: OutputShape): boolean {
+  return !shape.is_flat && !shape.is_no_routing && !shape.is_prefix_data;
 }
 
 export const INTERNAL_INVESTIGATION_PREFIX = '__';
@@ -25,6 +55,12 @@ export function isInternal(envelope: Record<string, unknown>): boolean {
   return typeof inv === 'string' && inv.startsWith(INTERNAL_INVESTIGATION_PREFIX);
 }
 
+/** isInternal for a log event, without parsing when its text cannot hold an internal id. */
+function isInternalEvent(e: LogEvent): boolean {
+  if (e.json !== undefined && !e.json.includes('"investigation_id":"__')) return false;
+  return isInternal(e.envelope);
+}
+
 export type RecordFilter = (e: LogEvent) => boolean;
 
 export function compileFilter(filters: OutputFilters): RecordFilter {
@@ -32,7 +68,7 @@ export function compileFilter(filters: OutputFilters): RecordFilter {
   const black = filters.event_black_list.length > 0 ? new Set(filters.event_black_list) : null;
   const { sid, tag, inv_id: inv, sample_rate: rate } = filters;
   return (e) => {
-    if (isInternal(e.envelope)) return false;
+    if (isInternalEvent(e)) return false;
     if (white && !white.has(e.event_type)) return false;
     if (black?.has(e.event_type)) return false;
     if (sid !== null && e.sid !== sid) return false;
