@@ -68,6 +68,9 @@ export interface OutputStatus {
   retry_at: number | null;
 }
 
+/** Longest time a delivered position waits before it is written to the store. */
+const CURSOR_PERSIST_MS = 500;
+
 /** Rows read from the log per step: enough for a full batch even when filters drop most of them. */
 const READ_PAGE = 2000;
 
@@ -89,6 +92,8 @@ export class OutputWorker {
   /** When the current partial batch (fewer than maxRecords) was first seen: the batching wait runs from there. */
   private partialSince: number | null = null;
   private lagWarned = false;
+  private persistedAt = -Infinity;
+  private persistPending = false;
   /** Events skipped over the queue limit since this worker started (drop_oldest), repeated in every error. */
   private skipped = 0;
 
@@ -127,6 +132,7 @@ export class OutputWorker {
     clearTimeout(timer);
     await this.module.close().catch((err: unknown) => this.deps.logger.warn({ err, output: this.config.name }, 'output module did not close cleanly'));
     await this.loop;
+    if (this.persistPending) await this.persistCursor().catch((err: unknown) => this.deps.logger.error({ err, output: this.config.name }, 'could not save the output cursor'));
     if (this.state === 'paused') this.deps.metrics.outputsPaused.dec();
     this.state = 'stopped';
   }
@@ -155,6 +161,8 @@ export class OutputWorker {
       const rows = await store.readLog({ oid, stream, afterSeq: this.cursor, limit: READ_PAGE });
       if (rows.length === 0) {
         this.partialSince = null;
+        // Idle: nothing more is coming right now, so the position is written at once.
+        if (this.persistPending) await this.persistCursor();
         await this.sleep(this.deps.policy.idlePollMs);
         continue;
       }
@@ -224,9 +232,25 @@ export class OutputWorker {
     this.deps.metrics.outputBytesSent.inc({ oid: this.config.oid, module: this.config.module }, bytes);
   }
 
+  /**
+   * Moves the cursor. It is written to the store at most every CURSOR_PERSIST_MS (each write is a commit,
+   * an fsync on the node's main thread) and when the worker stops; after a crash an output may repeat up to
+   * that much (at least once), except the file module, which knows its own position.
+   */
   private async advance(through: number): Promise<void> {
     this.cursor = through;
-    await this.deps.store.setOutputCursor(this.config.oid, this.config.name, through);
+    const now = performance.now();
+    if (now - this.persistedAt < CURSOR_PERSIST_MS) {
+      this.persistPending = true;
+      return;
+    }
+    await this.persistCursor(now);
+  }
+
+  private async persistCursor(now = performance.now()): Promise<void> {
+    this.persistedAt = now;
+    this.persistPending = false;
+    await this.deps.store.setOutputCursor(this.config.oid, this.config.name, this.cursor);
   }
 
   private async failed(err: Error): Promise<void> {
