@@ -50,16 +50,32 @@ export interface ServerConfig {
   outputQueueLimit: number;
   /** What happens beyond the limit: "keep" (keep everything, warn) or "drop_oldest" (skip ahead, counted). */
   outputOverflow: 'keep' | 'drop_oldest';
+  /** Seconds a cloud adapter may keep failing before it is disabled, unless it sets its own grace_period. */
+  cloudAdapterGraceS: number;
+  /** First retry delay of a failing cloud adapter, seconds (doubles per failure). */
+  cloudAdapterRetryBaseS: number;
+  /** Longest retry delay of a failing cloud adapter, seconds. */
+  cloudAdapterRetryCapS: number;
   /** Seconds between {"__trace":"keepalive"} lines on live streams. */
   liveKeepaliveS: number;
   /** Milliseconds between alive-time flushes to the store. */
   aliveFlushMs: number;
+  /** Length of a billing period (billing_record), seconds; periods are aligned to UTC multiples of it. */
+  billingPeriodS: number;
+  /** Milliseconds between flushes of usage counters to the store (and checks for ended billing periods). */
+  usageFlushMs: number;
   /** First retry-after (seconds) told to a sensor refused over quota or as a clone; doubles on each refusal. */
   refusalRetryBaseS: number;
   /** Largest retry-after, seconds. */
   refusalRetryCapS: number;
   /** Seconds between sweeps that forget sensors deleted 30 days ago. */
   purgeIntervalS: number;
+  /** Days an artifact is kept when its upload sets no lc-retention-days. */
+  artifactRetentionDays: number;
+  /** Seconds between sweeps that delete artifacts past their retention. */
+  artifactPurgeIntervalS: number;
+  /** Largest artifact accepted (all parts together), bytes. */
+  artifactMaxBytes: number;
   /** SQLite synchronous mode: "full" (fsync each commit) or "normal" (crash-safe, not power-loss safe). */
   sqliteSync: 'full' | 'normal';
   /** Write data/credentials.json (admin API key and first installation key, mode 0600) on first start. */
@@ -101,11 +117,19 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'outputPauseS', env: 'PICKET_OUTPUT_PAUSE', flag: '--output-pause <seconds>', default: '300', description: 'How long a paused output waits before trying again (updating its configuration retries at once).' },
   { key: 'outputQueueLimit', env: 'PICKET_OUTPUT_QUEUE_LIMIT', flag: '--output-queue-limit <events>', default: '1000000', description: 'Events an output may fall behind the event log before PICKET_OUTPUT_OVERFLOW applies.' },
   { key: 'outputOverflow', env: 'PICKET_OUTPUT_OVERFLOW', flag: '--output-overflow <policy>', default: 'keep', description: '"keep": an output over its limit keeps everything and catches up later (logged, metric picket_output_lag_events); "drop_oldest": it skips ahead to the limit, counting what it skipped in picket_output_dropped_total and its errors.' },
+  { key: 'cloudAdapterGraceS', env: 'PICKET_CLOUD_ADAPTER_GRACE', flag: '--cloud-adapter-grace <seconds>', default: '3600', description: 'How long a cloud adapter may keep failing before it is disabled and cloud_adapter_disabled is emitted (an adapter\'s own grace_period overrides it).' },
+  { key: 'cloudAdapterRetryBaseS', env: 'PICKET_CLOUD_ADAPTER_RETRY_BASE', flag: '--cloud-adapter-retry-base <seconds>', default: '1', description: 'First retry delay of a failing cloud adapter; doubles on each failure (with jitter).' },
+  { key: 'cloudAdapterRetryCapS', env: 'PICKET_CLOUD_ADAPTER_RETRY_CAP', flag: '--cloud-adapter-retry-cap <seconds>', default: '300', description: 'Longest retry delay of a failing cloud adapter.' },
   { key: 'liveKeepaliveS', env: 'PICKET_LIVE_KEEPALIVE', flag: '--live-keepalive <seconds>', default: '60', description: 'Seconds between {"__trace":"keepalive"} lines on live streams.' },
+  { key: 'billingPeriodS', env: 'PICKET_BILLING_PERIOD', flag: '--billing-period <seconds>', default: '3600', description: 'Length of a billing period: one billing_record per organization, metric and period, aligned to UTC multiples of it.' },
+  { key: 'usageFlushMs', env: 'PICKET_USAGE_FLUSH_MS', flag: '--usage-flush-ms <ms>', default: '10000', description: 'How often usage counters are written to the store, in one batch (a crash loses at most this much metering).' },
   { key: 'aliveFlushMs', env: 'PICKET_ALIVE_FLUSH_MS', flag: '--alive-flush-ms <ms>', default: '5000', description: 'How often last-seen times are written to the store, in one batch.' },
   { key: 'refusalRetryBaseS', env: 'PICKET_REFUSAL_RETRY_BASE', flag: '--refusal-retry-base <seconds>', default: '30', description: 'Retry-after told to a sensor refused over quota or as a clone; doubles on each refusal of the same sensor.' },
   { key: 'refusalRetryCapS', env: 'PICKET_REFUSAL_RETRY_CAP', flag: '--refusal-retry-cap <seconds>', default: '1800', description: 'Largest retry-after told to a refused sensor.' },
   { key: 'purgeIntervalS', env: 'PICKET_PURGE_INTERVAL', flag: '--purge-interval <seconds>', default: '3600', description: 'How often sensors deleted more than 30 days ago are forgotten (they must enroll anew).' },
+  { key: 'artifactRetentionDays', env: 'PICKET_ARTIFACT_RETENTION_DAYS', flag: '--artifact-retention-days <days>', default: '30', description: 'Days an artifact is kept when its upload sets no lc-retention-days.' },
+  { key: 'artifactPurgeIntervalS', env: 'PICKET_ARTIFACT_PURGE_INTERVAL', flag: '--artifact-purge-interval <seconds>', default: '3600', description: 'How often artifacts past their retention are deleted (store and disk).' },
+  { key: 'artifactMaxBytes', env: 'PICKET_ARTIFACT_MAX_BYTES', flag: '--artifact-max-bytes <bytes>', default: '1073741824', description: 'Largest artifact accepted by POST /ingest, all parts together.' },
   { key: 'sqliteSync', env: 'PICKET_SQLITE_SYNC', flag: '--sqlite-sync <mode>', default: 'full', description: '"full": fsync every commit (an ACK survives power loss); "normal": survives a process crash only.' },
   { key: 'writeCredentialsFile', env: 'PICKET_CREDENTIALS_FILE', flag: '--no-credentials-file', default: 'true', description: 'On first start, write the admin API key and installation key to <data>/credentials.json (mode 0600).' },
   { key: 'logLevel', env: 'PICKET_LOG_LEVEL', flag: '--log-level <level>', default: 'info', description: 'pino log level (trace, debug, info, warn, error).' },
@@ -159,11 +183,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     outputPauseS: num('PICKET_OUTPUT_PAUSE', pick('outputPauseS', 'PICKET_OUTPUT_PAUSE'), 300, 0.01),
     outputQueueLimit: num('PICKET_OUTPUT_QUEUE_LIMIT', pick('outputQueueLimit', 'PICKET_OUTPUT_QUEUE_LIMIT'), 1_000_000, 1),
     outputOverflow: overflow,
+    cloudAdapterGraceS: num('PICKET_CLOUD_ADAPTER_GRACE', pick('cloudAdapterGraceS', 'PICKET_CLOUD_ADAPTER_GRACE'), 3600, 0.01),
+    cloudAdapterRetryBaseS: num('PICKET_CLOUD_ADAPTER_RETRY_BASE', pick('cloudAdapterRetryBaseS', 'PICKET_CLOUD_ADAPTER_RETRY_BASE'), 1, 0.01),
+    cloudAdapterRetryCapS: num('PICKET_CLOUD_ADAPTER_RETRY_CAP', pick('cloudAdapterRetryCapS', 'PICKET_CLOUD_ADAPTER_RETRY_CAP'), 300, 0.01),
     liveKeepaliveS: num('PICKET_LIVE_KEEPALIVE', pick('liveKeepaliveS', 'PICKET_LIVE_KEEPALIVE'), 60, 0.05),
     aliveFlushMs: num('PICKET_ALIVE_FLUSH_MS', pick('aliveFlushMs', 'PICKET_ALIVE_FLUSH_MS'), 5000, 10),
+    billingPeriodS: num('PICKET_BILLING_PERIOD', pick('billingPeriodS', 'PICKET_BILLING_PERIOD'), 3600, 60),
+    usageFlushMs: num('PICKET_USAGE_FLUSH_MS', pick('usageFlushMs', 'PICKET_USAGE_FLUSH_MS'), 10000, 10),
     refusalRetryBaseS: num('PICKET_REFUSAL_RETRY_BASE', pick('refusalRetryBaseS', 'PICKET_REFUSAL_RETRY_BASE'), 30, 0.01),
     refusalRetryCapS: num('PICKET_REFUSAL_RETRY_CAP', pick('refusalRetryCapS', 'PICKET_REFUSAL_RETRY_CAP'), 1800, 0.01),
     purgeIntervalS: num('PICKET_PURGE_INTERVAL', pick('purgeIntervalS', 'PICKET_PURGE_INTERVAL'), 3600, 1),
+    artifactRetentionDays: num('PICKET_ARTIFACT_RETENTION_DAYS', pick('artifactRetentionDays', 'PICKET_ARTIFACT_RETENTION_DAYS'), 30, 1),
+    artifactPurgeIntervalS: num('PICKET_ARTIFACT_PURGE_INTERVAL', pick('artifactPurgeIntervalS', 'PICKET_ARTIFACT_PURGE_INTERVAL'), 3600, 1),
+    artifactMaxBytes: num('PICKET_ARTIFACT_MAX_BYTES', pick('artifactMaxBytes', 'PICKET_ARTIFACT_MAX_BYTES'), 1_073_741_824, 1),
     sqliteSync: sync,
     writeCredentialsFile: creds === undefined ? true : !['false', '0', 'no'].includes(String(creds).toLowerCase()),
     logLevel: pick('logLevel', 'PICKET_LOG_LEVEL') ?? 'info',

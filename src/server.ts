@@ -20,8 +20,16 @@ import type { UpgradeHandler } from './api/context.js';
 import { LiveStreamHub } from './sinks/live/live-stream-hub.js';
 import { OutputManager } from './sinks/outputs/output-manager.js';
 import { OUTPUT_MODULES } from './sinks/outputs/modules/index.js';
+import { CloudAdapterManager } from './sources/cloud-adapters/cloud-adapter-manager.js';
 import { SensorGateway } from './sources/gateway/sensor-gateway.js';
 import { SessionRegistry } from './sources/gateway/session-registry.js';
+import { BillingEmitter } from './sources/platform/billing-emitter.js';
+import { ScheduleTicker } from './sources/platform/schedule-ticker.js';
+import { ArtifactService } from './services/artifact-service.js';
+import { receivedBy, SensorRuntime } from './services/sensor-runtime.js';
+import { UsageMeter } from './services/usage-meter.js';
+import { MeteredUsageReport } from './services/usage-report.js';
+import type { EventBus } from './bus/event-bus.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 
@@ -35,13 +43,22 @@ export interface RunningServer {
   registry: SessionRegistry;
   writer: EventWriter;
   outputs: OutputManager;
+  /** Cloud adapters run by this node (webhooks, pollers, syslog listeners). */
+  cloudAdapters: CloudAdapterManager;
   live: LiveStreamHub;
+  bus: EventBus;
+  /** Schedule ticks (docs/schedule-and-billing.md); tick() checks the clock now. */
+  schedule: ScheduleTicker;
+  /** Billing periods and usage counters; tick() flushes and closes ended periods now. */
+  billing: BillingEmitter;
   /** Credentials created on this start (first start of an empty store only). */
   bootstrap: BootstrapCredentials | null;
   /** Path of credentials.json when it exists. */
   credentialsFile: string | null;
   /** Forgets sensors deleted 30 days ago now (also runs every purgeIntervalS); returns their sids. */
   forgetDeletedSensors(): Promise<string[]>;
+  /** Artifacts: ingest, exports, and the retention janitor (artifacts.janitor.sweep() purges now). */
+  artifacts: ArtifactService;
   close(): Promise<void>;
 }
 
@@ -64,6 +81,8 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const bus = new MemoryBus();
   const writer = new EventWriter(store, bus, metrics, logger.child({ component: 'writer' }), config.commitMaxEvents);
   const registry = new SessionRegistry();
+  const runtime = new SensorRuntime(registry);
+  const usage = new UsageMeter(store, config.billingPeriodS * 1000, now, { sessions: () => registry.all() }, logger.child({ component: 'usage' }));
   const alive = new AliveTracker(store, logger.child({ component: 'alive' }), config.aliveFlushMs);
   const refusals = new RefusalBackoff({ baseS: config.refusalRetryBaseS, capS: config.refusalRetryCapS });
   const tasking = new Tasking({ store, presence: registry, write: (events, tasks) => writer.submit(events, undefined, tasks), logger: logger.child({ component: 'tasking' }), now });
@@ -71,17 +90,28 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     { queueEvents: config.backoffQueueEvents, latencyMs: config.backoffLatencyMs, lagBackoffS: config.backoffSeconds, orgEpsLimit: config.orgEpsLimit },
     () => ({ pendingEvents: writer.pendingEvents, oldestWaitMs: writer.oldestWaitMs() }),
   );
-  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), now });
+  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), runtime: receivedBy(runtime, usage), now });
   const outputs = new OutputManager({
-    store, bus, metrics, logger: logger.child({ component: 'outputs' }), modules: OUTPUT_MODULES, dataDir: config.dataDir, now,
+    store, bus, metrics, logger: logger.child({ component: 'outputs' }), modules: OUTPUT_MODULES, dataDir: config.dataDir, now, usage,
     policy: {
       retryBaseMs: config.outputRetryBaseS * 1000, retryCapMs: config.outputRetryCapS * 1000, pauseAfter: config.outputPauseAfter,
       pauseMs: config.outputPauseS * 1000, queueLimit: config.outputQueueLimit, overflow: config.outputOverflow, idlePollMs: 1000,
     },
   });
+  const cloudAdapters = new CloudAdapterManager({
+    pipeline: { store, submit: (events) => writer.submit(events), now }, logger: logger.child({ component: 'cloud_adapters' }),
+    retry: { baseMs: config.cloudAdapterRetryBaseS * 1000, capMs: config.cloudAdapterRetryCapS * 1000 }, defaultGraceMs: config.cloudAdapterGraceS * 1000,
+  });
   const live = new LiveStreamHub(bus, metrics, { keepaliveMs: config.liveKeepaliveS * 1000, maxQueuedLines: 10_000 });
   const upgradeHandlers: UpgradeHandler[] = [(req, socket, head) => gateway.handleUpgrade(req, socket, head)];
   const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
+  const artifacts = new ArtifactService({
+    store, dataDir: config.dataDir, emit: (events) => writer.submit(events), now, logger: logger.child({ component: 'artifacts' }),
+    maxBytes: config.artifactMaxBytes, defaultRetentionDays: config.artifactRetentionDays, purgeIntervalMs: config.artifactPurgeIntervalS * 1000,
+  });
+  // The cloud adapter manager is the adapters' directory; artifact storage reports the bytes it keeps.
+  const schedule = new ScheduleTicker({ store, bus, presence: registry, runtime, adapters: cloudAdapters, now, logger: logger.child({ component: 'schedule' }) });
+  const billing = new BillingEmitter({ store, bus, meter: usage, artifacts, now, logger: logger.child({ component: 'billing' }), intervalMs: config.usageFlushMs });
 
   let ready = false;
   let readyReason = 'starting';
@@ -89,8 +119,11 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const app = await buildApi({
     store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config, now,
     emit: (events) => writer.submit(events),
+    usage: new MeteredUsageReport(store, usage, artifacts, now),
+    artifacts,
     tasking,
     outputs,
+    cloudAdapters,
     live,
     upgrades: { add: (handler) => upgradeHandlers.push(handler) },
     readiness: () => (ready ? { ready: true } : { ready: false, reason: readyReason }),
@@ -107,9 +140,13 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const url = (config.publicUrl ?? `${scheme}://${displayHost}:${port}`).replace(/\/+$/, '');
 
   await outputs.start();
+  await cloudAdapters.start();
   alive.start();
   gateway.start();
   janitor.start();
+  await artifacts.start();
+  schedule.start();
+  billing.start();
 
   const bootstrap: BootstrapCredentials | null = fresh ? { url, ...fresh } : null;
   const credentialsPath = path.join(config.dataDir, 'credentials.json');
@@ -128,10 +165,16 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       readyReason = 'shutting down';
       logger.info('picket shutting down');
       await janitor.stop();
+      // Before the writer: an export finishing now still emits export_complete.
+      await artifacts.close();
+      usage.sampleOnline(); // sensor-hours up to now, before the sessions close
       await gateway.close();
+      await cloudAdapters.stop();
       await writer.close();
       // After the writer: everything stored is visible to the outputs; each stops after its send in flight.
       await outputs.stop();
+      await schedule.stop();
+      await billing.stop();
       live.close();
       await alive.stop();
       await app.close();
@@ -144,8 +187,11 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
 
   return {
     url, port, config, store, metrics, registry, writer, outputs, live, bootstrap,
+    bus, schedule, billing,
+    cloudAdapters,
     credentialsFile: existsSync(credentialsPath) ? credentialsPath : null,
     forgetDeletedSensors: () => janitor.sweep(),
+    artifacts,
     close,
   };
 }

@@ -125,7 +125,7 @@ describe('REST API', () => {
     it('/readyz is 503 NOT_READY with the reason while the node is not ready or the store does not answer', async () => {
       const base = { store: t.server.store, presence: t.server.registry, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), config: t.server.config, emit: () => Promise.resolve(),
         tasking: new Tasking({ store: t.server.store, presence: t.server.registry, write: () => Promise.resolve(), logger: silentLogger(), now: Date.now }),
-        outputs: t.server.outputs, live: t.server.live, upgrades: { add: () => undefined } };
+        outputs: t.server.outputs, cloudAdapters: t.server.cloudAdapters, live: t.server.live, upgrades: { add: () => undefined } };
       const starting = await buildApi({ ...base, readiness: () => ({ ready: false, reason: 'starting' }) });
       const res = await starting.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);
@@ -165,7 +165,7 @@ describe('REST API', () => {
         for (const [method, op] of Object.entries(ops)) {
           expect(op.summary, `${method} ${p} summary`).toBeTruthy();
           expect(op.tags?.length, `${method} ${p} tags`).toBeGreaterThan(0);
-          const isPublic = !p.startsWith('/v1/') || p === '/v1/orgs/{oid}/url';
+          const isPublic = !p.startsWith('/v1/') || p === '/v1/orgs/{oid}/url' || p.startsWith('/v1/ingest/webhook/');
           if (isPublic) expect(op.security, `${method} ${p}`).toBeUndefined();
           else expect(op.security, `${method} ${p}`).toEqual([{ bearerAuth: [] }]);
         }

@@ -155,7 +155,7 @@ describe('outputs (file module, real server)', () => {
     expect(metrics).toMatch(/picket_output_events_sent_total\{module="file"\} 200/);
   });
 
-  it('drop_oldest skips ahead past the queue limit and counts what it skipped', async () => {
+  it('drop_oldest skips ahead past the queue limit and counts exactly the events it skipped', async () => {
     const s = await startTestServer({ outputQueueLimit: 50, outputOverflow: 'drop_oldest', outputPauseAfter: 1, outputPauseS: 0.3 });
     cleanups.push(() => s.close());
     const api = apiClient(s.url, s.apiKey);

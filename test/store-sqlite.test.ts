@@ -107,7 +107,7 @@ describe('SqliteStore (SQLite specifics)', () => {
         expect(schemaVersion(db)).toBe(MIGRATIONS.at(-1)!.version);
         expect(migrate(db)).toEqual([]);
         const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
-        expect(tables).toEqual(['api_keys', 'events', 'installation_keys', 'org_errors', 'orgs', 'output_cursors', 'outputs', 'schema_migrations', 'sensor_notices', 'sensor_tags', 'sensors', 'sequence_marks', 'tasks']);
+        expect(tables).toEqual(['api_keys', 'artifact_exports', 'artifact_parts', 'artifacts', 'cloud_adapters', 'events', 'ingestion_keys', 'installation_keys', 'org_errors', 'orgs', 'output_cursors', 'outputs', 'schedule_marks', 'schema_migrations', 'sensor_notices', 'sensor_tags', 'sensors', 'sequence_marks', 'tasks', 'usage_counters', 'usage_periods']);
       } finally {
         db.close();
       }

@@ -17,6 +17,9 @@ import { registerInsightRoutes } from './routes/insight.js';
 import { registerInstallationKeyRoutes } from './routes/installation-keys.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerOutputRoutes } from './routes/outputs.js';
+import { registerUsageRoutes } from './routes/usage.js';
+import { registerCloudAdapterRoutes } from './routes/cloud-adapters.js';
+import { registerArtifactRoutes } from './routes/artifacts.js';
 import { registerLiveStreamRoutes } from './routes/live-stream.js';
 import { liveStreamUpgradeHandler } from './live-stream-socket.js';
 import { auditHook } from './audit-trail.js';
@@ -50,6 +53,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     emit: options.emit,
     tasking: options.tasking,
     outputs: options.outputs,
+    cloudAdapters: options.cloudAdapters,
     live: options.live,
     readiness: options.readiness,
     keys: new ApiKeyCache(options.store, options.keyCacheMs ?? 5000, now),
@@ -109,6 +113,8 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
         { name: 'sensors', description: 'Sensors, tags and online state' },
         { name: 'events', description: 'Sensor timelines' },
         { name: 'outputs', description: 'Where events are delivered, and component errors' },
+        { name: 'cloud adapters', description: 'Ingestion sources the cloud runs: inbound webhooks, HTTP pollers, syslog listeners' },
+        { name: 'artifacts', description: 'Artifact uploads (POST /ingest), ingestion keys, downloads and exports' },
         { name: 'health', description: 'Probes and metrics (no API key)' },
       ],
     },
@@ -125,6 +131,9 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
   registerDeploymentRoutes(app, ctx);
   registerTaskRoutes(app, ctx);
   registerOutputRoutes(app, ctx);
+  if (options.usage) registerUsageRoutes(app, ctx, options.usage);
+  registerCloudAdapterRoutes(app, ctx);
+  if (options.artifacts) registerArtifactRoutes(app, ctx, options.artifacts);
   registerLiveStreamRoutes(app, ctx);
   options.upgrades.add(liveStreamUpgradeHandler(ctx));
 

@@ -9,8 +9,11 @@ import type { Metrics } from '../observability/metrics.js';
 import type { PipelineEvent } from '../pipeline/event-writer.js';
 import type { LiveStreams } from '../services/live-streams.js';
 import type { OutputControl } from '../services/output-control.js';
+import type { CloudAdapterControl } from '../services/cloud-adapter-control.js';
 import type { FleetPresence } from '../services/presence.js';
 import type { Tasking } from '../services/tasking.js';
+import type { UsageReport } from '../services/usage-report.js';
+import type { ArtifactService } from '../services/artifact-service.js';
 import type { Store } from '../store/store.js';
 import type { ApiKeyCache } from './auth.js';
 
@@ -34,8 +37,14 @@ export interface ApiOptions {
   tasking: Tasking;
   /** This node's outputs: configuration checks, delivery, status, test sends. */
   outputs: OutputControl;
+  /** This node's cloud adapters: configuration checks, (re)starts, status, inbound webhooks. */
+  cloudAdapters: CloudAdapterControl;
   /** Live streams of stored events (POST /v1/stream/{oid} and its WebSocket form). */
   live: LiveStreams;
+  /** Metered usage per billing period (GET /v1/usage/{oid}); the route is absent without it. */
+  usage?: UsageReport;
+  /** Artifacts (POST /ingest, /v1/insight/{oid}/artifacts, ingestion keys); the routes are absent without it. */
+  artifacts?: ArtifactService;
   /** WebSocket upgrade handlers beyond the sensor gateway; the API adds the live stream's. */
   upgrades: UpgradeRouter;
   /** Whether the node accepts work (false while starting or shutting down); /readyz reports it. */
@@ -62,6 +71,7 @@ export interface ApiContext {
   emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
   tasking: Tasking;
   outputs: OutputControl;
+  cloudAdapters: CloudAdapterControl;
   live: LiveStreams;
   readiness: Readiness;
   keys: ApiKeyCache;

@@ -9,6 +9,9 @@ import { registerEventsCommand } from './commands/events.js';
 import { registerSimulateCommand } from './commands/simulate.js';
 import { registerTaskCommand } from './commands/task.js';
 import { registerOutputsCommand } from './commands/outputs.js';
+import { registerUsageCommand } from './commands/usage.js';
+import { registerCloudAdaptersCommand } from './commands/cloud-adapters.js';
+import { registerArtifactsCommand } from './commands/artifacts.js';
 import { registerAdapterCommand } from './commands/adapter.js';
 import { PICKET_VERSION } from '../version.js';
 
@@ -28,6 +31,9 @@ export function buildProgram(): Command {
   registerEventsCommand(program);
   registerTaskCommand(program);
   registerOutputsCommand(program);
+  registerUsageCommand(program);
+  registerCloudAdaptersCommand(program);
+  registerArtifactsCommand(program);
   registerSimulateCommand(program);
   registerAdapterCommand(program);
   return program;

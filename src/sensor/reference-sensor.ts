@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { cloudNotification, dataDropped, isCloudProduced, lookupEvent, shuttingDown, startingUp, sync, validatePayload } from '../catalogue/index.js';
 import { CommandRunner, loadSensorConfig, type SelfTestCheck } from './commands/command-runner.js';
+import { ingestUrlOf } from './commands/artifact-upload.js';
 import { ERROR } from './commands/error-codes.js';
 import { NftIsolation, type NetworkIsolation } from './commands/network-isolation.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
@@ -55,6 +56,8 @@ export interface ReferenceSensorOptions {
   debugCrash?: DebugCrashMode;
   /** Allow the `run` command (shell commands from the cloud); off by default: RECEIPT ERROR 5. */
   allowRun?: boolean;
+  /** Ingestion key of the organization ("<key_id>.<secret>"): lets artifact_get upload files; without it artifact_get answers ERROR 5. */
+  ingestionKey?: string;
   /** How segregate_network / rejoin_network isolate the host (default: nftables on Linux). */
   isolation?: NetworkIsolation;
 }
@@ -204,6 +207,9 @@ export class ReferenceSensor {
       isolationChanged: (value) => {
         this.host = { ...this.host!, is_segregated: value };
       },
+      ...(this.options.ingestionKey
+        ? { artifacts: { ingestUrl: ingestUrlOf(this.url), ingestionKey: this.options.ingestionKey, identity: () => (this.identity ? { oid: this.identity.oid, sid: this.identity.sid } : null) } }
+        : {}),
     });
     if (this.identity && this.options.installationKey) this.log.debug({ sid: this.identity.sid }, 'identity present: the installation key is kept for re-enrollment only');
     this.state = 'running';

@@ -1,6 +1,9 @@
 // The storage contract. The embedded SQLite store and the PostgreSQL store both implement it and both
 // pass test/contract/store-contract.ts unchanged. Callers never know which backend they hold.
+import type { CloudAdapterConfig } from '../domain/cloud-adapters.js';
+import type { ArtifactExportRecord, ArtifactListQuery, ArtifactPage, ArtifactPartRecord, ArtifactRecord, IngestionKeyRecord } from '../domain/artifacts.js';
 import type { OutputConfig, OutputStream } from '../domain/outputs.js';
+import type { UsageAmount, UsageDelta } from '../domain/usage.js';
 import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHost, SensorIssue, SensorRecord, SensorTag, TaskRecord, TaskState } from '../domain/records.js';
 
 /** One event as stored: the indexed columns plus the full `{routing, event}` envelope as JSON text. */
@@ -236,6 +239,82 @@ export interface Store {
   recordOrgError(error: OrgError): Promise<void>;
   clearOrgError(oid: string, component: string): Promise<void>;
   listOrgErrors(oid: string): Promise<OrgError[]>;
+
+  // Cloud adapters (docs/cloud-adapters.md): ingestion sources the cloud runs for an organization
+  /** All cloud adapters (of one organization, or of every organization when oid is omitted), by name. */
+  listCloudAdapters(oid?: string): Promise<CloudAdapterConfig[]>;
+  getCloudAdapter(oid: string, name: string): Promise<CloudAdapterConfig | null>;
+  /** Creates or replaces an adapter; a replaced one keeps its cursor unless its type changed. Returns whether it was created. */
+  putCloudAdapter(config: CloudAdapterConfig): Promise<{ created: boolean }>;
+  /** Removes the adapter, its cursor and its last error. Returns false when it did not exist. */
+  deleteCloudAdapter(oid: string, name: string): Promise<boolean>;
+  /** Disables an enabled adapter with its last error, atomically: true only for the call that disabled it. */
+  disableCloudAdapter(oid: string, name: string, at: number, error: string): Promise<boolean>;
+  /** Enables the adapter (clearing its disabled state). Returns false when it does not exist. */
+  enableCloudAdapter(oid: string, name: string, at: number): Promise<boolean>;
+  /** Where a polling adapter resumes (null: from the start). */
+  getCloudAdapterCursor(oid: string, name: string): Promise<string | null>;
+  setCloudAdapterCursor(oid: string, name: string, cursor: string | null): Promise<void>;
+
+  // Usage metering and schedule ticks (docs/schedule-and-billing.md; SQLite: usage-tables.ts)
+  /** Applies counter changes in one transaction (the meter flushes in batches, never per event). */
+  addUsage(deltas: ReadonlyArray<UsageDelta>): Promise<void>;
+  /** An organization's counters of the periods in [fromPeriod, toPeriod], by period, cat, k. */
+  listUsage(oid: string, fromPeriod: number, toPeriod: number): Promise<UsageAmount[]>;
+  /** Every organization's counters of one period. */
+  usageOfPeriod(period: number): Promise<UsageAmount[]>;
+  /** Periods before `before` that have counters and whose billing records are not stored yet, oldest first. */
+  unclosedUsagePeriods(before: number): Promise<number[]>;
+  /**
+   * Stores the period's billing_record events and marks the period closed, in one transaction: true only
+   * for the call that closed it (a period already closed stores nothing), so records are never doubled.
+   */
+  closeUsagePeriod(period: number, events: ReadonlyArray<StoredEvent>, at: number): Promise<boolean>;
+  /** The last period emitted per schedule frequency ("30m" ... "168h"), Unix ms. */
+  getScheduleMarks(): Promise<Record<string, number>>;
+  /** Records `period` as emitted for `frequency` if it is later than the recorded one: true when it moved. */
+  claimSchedulePeriod(frequency: string, period: number): Promise<boolean>;
+  /** Sensors (not deleted) whose last-seen time is at or after `since`, with their current tags. */
+  listSensorsSeenSince(since: number): Promise<SensorRecord[]>;
+
+  // Artifacts (docs/artifacts.md; SQLite: artifact-tables.ts). The content is on disk, addressed by sha256.
+  /** Rejects with StoreConflictError when the organization has a key of that name. */
+  createIngestionKey(key: IngestionKeyRecord): Promise<void>;
+  getIngestionKey(keyId: string): Promise<IngestionKeyRecord | null>;
+  /** An organization's ingestion keys, by (created, key_id). */
+  listIngestionKeys(oid: string): Promise<IngestionKeyRecord[]>;
+  /** Returns false when the organization has no key of that name. */
+  deleteIngestionKey(oid: string, name: string): Promise<boolean>;
+  /** Records a received part of a multi-part upload: false (and nothing changed) when that part was already received. */
+  putArtifactPart(part: ArtifactPartRecord): Promise<boolean>;
+  /** The received parts of an upload, by part number. */
+  listArtifactParts(oid: string, payloadId: string): Promise<ArtifactPartRecord[]>;
+  deleteArtifactParts(oid: string, payloadId: string): Promise<void>;
+  /** Forgets uploads whose newest part was received before `receivedBefore`; returns them, at most `limit`. */
+  takeStaleArtifactUploads(receivedBefore: number, limit: number): Promise<Array<{ oid: string; payload_id: string }>>;
+  /**
+   * Stores an artifact and forgets its upload's parts, atomically: true only for the call that stored it; false
+   * (nothing changed) when the organization already has an artifact with that payload_id.
+   */
+  createArtifact(artifact: ArtifactRecord): Promise<boolean>;
+  getArtifact(oid: string, logId: string): Promise<ArtifactRecord | null>;
+  getArtifactByPayloadId(oid: string, payloadId: string): Promise<ArtifactRecord | null>;
+  /** An organization's artifacts created in [start, end], by (created, log_id), a page at a time. */
+  listArtifacts(query: ArtifactListQuery): Promise<ArtifactPage>;
+  /** Deletes artifacts whose expiry is at or before `now` and returns them (at most `limit`), so their content can go. */
+  takeExpiredArtifacts(now: number, limit: number): Promise<ArtifactRecord[]>;
+  /** Whether any artifact (of any organization) still has this content. */
+  isArtifactContentReferenced(sha256: string): Promise<boolean>;
+  /** Bytes of artifacts the organization keeps stored now. */
+  artifactBytesStored(oid: string): Promise<number>;
+  createArtifactExport(record: ArtifactExportRecord): Promise<void>;
+  getArtifactExport(oid: string, exportId: string): Promise<ArtifactExportRecord | null>;
+  /** Moves a pending export to ready or failed: true only for the call that moved it. */
+  finishArtifactExport(exportId: string, outcome: { state: 'ready'; size: number } | { state: 'failed'; error: string }, at: number): Promise<boolean>;
+  /** Exports still being packaged (to resume after a restart), oldest first. */
+  listPendingArtifactExports(): Promise<ArtifactExportRecord[]>;
+  /** Deletes finished exports created before `createdBefore` and returns them (at most `limit`). */
+  takeFinishedArtifactExports(createdBefore: number, limit: number): Promise<ArtifactExportRecord[]>;
 
   // Events
   /**

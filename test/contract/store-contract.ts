@@ -12,6 +12,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OutputConfig } from '../../src/domain/outputs.js';
+import type { CloudAdapterConfig } from '../../src/domain/cloud-adapters.js';
+import type { ArtifactRecord } from '../../src/domain/artifacts.js';
 import type { ApiKeyRecord, InstallationKeyRecord, Org, SensorHost, TaskRecord } from '../../src/domain/records.js';
 import { InvalidCursorError, StoreConflictError, StoreNotFoundError } from '../../src/store/errors.js';
 import type { NewSensor, Store, StoredEvent, TimelineQuery } from '../../src/store/store.js';
@@ -802,6 +804,212 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         await store.clearOrgError(oid, 'outputs/siem');
         expect((await store.listOrgErrors(oid)).map((e) => e.component)).toEqual(['outputs/archive']);
         expect(await store.listOrgErrors(randomUUID())).toEqual([]);
+      });
+    });
+
+    describe('usage metering and schedule marks', () => {
+      const H = 3_600_000;
+      const P0 = 1_717_027_200_000; // 2024-05-30 00:00:00 UTC
+
+      it('adds counters, replaces gauges, and lists an organization\'s periods in order', async () => {
+        const oid = randomUUID();
+        const other = randomUUID();
+        await store.addUsage([
+          { oid, period: P0, cat: 'sensor', k: 'events_recv', v: 10, mode: 'add' },
+          { oid, period: P0 + H, cat: 'sensor', k: 'events_recv', v: 1, mode: 'add' },
+          { oid, period: P0, cat: 'artifact', k: 'bytes_stored', v: 500, mode: 'set' },
+          { oid: other, period: P0, cat: 'sensor', k: 'events_recv', v: 99, mode: 'add' },
+        ]);
+        await store.addUsage([
+          { oid, period: P0, cat: 'sensor', k: 'events_recv', v: 5, mode: 'add' },
+          { oid, period: P0, cat: 'artifact', k: 'bytes_stored', v: 300, mode: 'set' },
+        ]);
+        expect(await store.listUsage(oid, P0, P0 + H)).toEqual([
+          { oid, period: P0, cat: 'artifact', k: 'bytes_stored', v: 300 },
+          { oid, period: P0, cat: 'sensor', k: 'events_recv', v: 15 },
+          { oid, period: P0 + H, cat: 'sensor', k: 'events_recv', v: 1 },
+        ]);
+        expect(await store.listUsage(oid, P0 + H, P0 + H)).toHaveLength(1);
+        expect((await store.usageOfPeriod(P0)).map((a) => a.oid).sort()).toEqual([oid, oid, other].sort());
+      });
+
+      it('closes a period once: its events are stored by the first close only', async () => {
+        const oid = randomUUID();
+        await store.addUsage([{ oid, period: P0, cat: 'output', k: 'bytes_tx', v: 7, mode: 'add' }]);
+        await store.addUsage([{ oid, period: P0 + H, cat: 'output', k: 'bytes_tx', v: 1, mode: 'add' }]);
+        expect(await store.unclosedUsagePeriods(P0 + H)).toEqual([P0]);
+        expect(await store.unclosedUsagePeriods(P0 + 2 * H)).toEqual([P0, P0 + H]);
+        const record = event(oid, null, P0 + H, { event_type: 'billing_record', stream: 'billing' });
+        expect(await store.closeUsagePeriod(P0, [record], P0 + H)).toBe(true);
+        expect(await store.closeUsagePeriod(P0, [event(oid, null, P0 + H, { event_type: 'billing_record', stream: 'billing' })], P0 + H)).toBe(false);
+        expect(await store.unclosedUsagePeriods(P0 + 2 * H)).toEqual([P0 + H]);
+        const page = await store.queryStream({ oid, stream: 'billing', start: 0, end: FAR, limit: 10 });
+        expect(page.events.map(idOf)).toEqual([record.event_id]);
+      });
+
+      it('moves a schedule mark only forward', async () => {
+        expect(await store.getScheduleMarks()).toEqual({});
+        expect(await store.claimSchedulePeriod('1h', P0)).toBe(true);
+        expect(await store.claimSchedulePeriod('1h', P0)).toBe(false);
+        expect(await store.claimSchedulePeriod('1h', P0 - H)).toBe(false);
+        expect(await store.claimSchedulePeriod('30m', P0)).toBe(true);
+        expect(await store.claimSchedulePeriod('1h', P0 + H)).toBe(true);
+        expect(await store.getScheduleMarks()).toEqual({ '1h': P0 + H, '30m': P0 });
+      });
+
+      it('lists sensors seen since a time, without deleted ones, with their tags', async () => {
+        const o = org();
+        await store.createOrg(o);
+        const recent = newSensor(o.oid, { tags: ['prod'] });
+        const old = newSensor(o.oid);
+        const gone = newSensor(o.oid);
+        const never = newSensor(o.oid);
+        for (const s of [recent, old, gone, never]) await store.createSensor(s);
+        await store.touchAlive([{ sid: recent.sid, alive: P0 }, { sid: old.sid, alive: P0 - 31 * 24 * H }, { sid: gone.sid, alive: P0 }]);
+        await store.setSensorDeleted(gone.sid, P0);
+        const seen = await store.listSensorsSeenSince(P0 - 30 * 24 * H);
+        expect(seen.map((s) => s.sid)).toEqual([recent.sid]);
+        expect(seen[0]!.tags).toEqual(['prod']);
+        expect(seen[0]!.alive).toBe(P0);
+      });
+    });
+
+    describe('artifacts', () => {
+      const T0 = 1_700_000_000_000;
+      const artifact = (oid: string, overrides: Partial<ArtifactRecord> = {}): ArtifactRecord => ({
+        log_id: randomUUID(), oid, payload_id: randomUUID(), log_type: 'pcap', source: 'sensor', original_path: '/a.pcap',
+        size: 3, sha256: 'a'.repeat(64), md5: 'b'.repeat(32), created: T0, expires: T0 + 1000, ...overrides,
+      });
+
+      it('keeps ingestion keys per organization, unique by name, deleted by name', async () => {
+        const o = org();
+        await store.createOrg(o);
+        const key = { key_id: randomUUID(), oid: o.oid, name: 'uploads', secret_hash: 'h'.repeat(64), created: T0 };
+        await store.createIngestionKey(key);
+        await expect(store.createIngestionKey({ ...key, key_id: randomUUID() })).rejects.toBeInstanceOf(StoreConflictError);
+        await expect(store.createIngestionKey({ ...key, key_id: randomUUID(), oid: randomUUID() })).rejects.toBeInstanceOf(StoreNotFoundError);
+        expect(await store.getIngestionKey(key.key_id)).toEqual(key);
+        expect(await store.listIngestionKeys(o.oid)).toEqual([key]);
+        expect(await store.deleteIngestionKey(o.oid, 'other')).toBe(false);
+        expect(await store.deleteIngestionKey(o.oid, 'uploads')).toBe(true);
+        expect(await store.getIngestionKey(key.key_id)).toBeNull();
+      });
+
+      it('stores an artifact once per payload id, forgetting its parts; a repeated part changes nothing', async () => {
+        const o = org();
+        await store.createOrg(o);
+        expect(await store.putArtifactPart({ oid: o.oid, payload_id: 'p', part: 1, size: 10, received: T0 })).toBe(true);
+        expect(await store.putArtifactPart({ oid: o.oid, payload_id: 'p', part: 1, size: 99, received: T0 + 5 })).toBe(false);
+        expect(await store.putArtifactPart({ oid: o.oid, payload_id: 'p', part: 0, size: 4, received: T0 })).toBe(true);
+        expect((await store.listArtifactParts(o.oid, 'p')).map((p) => [p.part, p.size])).toEqual([[0, 4], [1, 10]]);
+        const a = artifact(o.oid, { payload_id: 'p' });
+        expect(await store.createArtifact(a)).toBe(true);
+        expect(await store.listArtifactParts(o.oid, 'p')).toEqual([]);
+        expect(await store.createArtifact(artifact(o.oid, { payload_id: 'p' }))).toBe(false);
+        expect(await store.getArtifactByPayloadId(o.oid, 'p')).toEqual(a);
+        expect(await store.getArtifact(o.oid, a.log_id)).toEqual(a);
+        expect(await store.getArtifact(randomUUID(), a.log_id)).toBeNull();
+        expect(await store.artifactBytesStored(o.oid)).toBe(3);
+      });
+
+      it('lists artifacts by time range a page at a time, and deletes expired ones keeping shared content referenced', async () => {
+        const o = org();
+        await store.createOrg(o);
+        const all = [0, 1, 1, 2, 3].map((i) => artifact(o.oid, { created: T0 + i, expires: T0 + 100 + i, sha256: i === 3 ? 'c'.repeat(64) : 'a'.repeat(64) }));
+        for (const a of all) await store.createArtifact(a);
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.listArtifacts({ oid: o.oid, start: T0 + 1, end: T0 + 3, limit: 2, ...(cursor ? { cursor } : {}) });
+          expect(page.artifacts.length).toBeLessThanOrEqual(2);
+          seen.push(...page.artifacts.map((a) => a.log_id));
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor);
+        const expected = all.slice(1).sort((x, y) => x.created - y.created || x.log_id.localeCompare(y.log_id)).map((a) => a.log_id);
+        expect(seen).toEqual(expected);
+        await expect(store.listArtifacts({ oid: o.oid, start: 0, end: FAR, limit: 2, cursor: 'nope' })).rejects.toBeInstanceOf(InvalidCursorError);
+
+        const gone = await store.takeExpiredArtifacts(T0 + 101, 100);
+        expect(gone.map((a) => a.log_id).sort()).toEqual(all.slice(0, 3).map((a) => a.log_id).sort());
+        expect(await store.isArtifactContentReferenced('a'.repeat(64))).toBe(true);
+        expect(await store.takeExpiredArtifacts(T0 + 102, 100)).toHaveLength(1);
+        expect(await store.isArtifactContentReferenced('a'.repeat(64))).toBe(false);
+        expect(await store.isArtifactContentReferenced('c'.repeat(64))).toBe(true);
+      });
+
+      it('moves an export from pending to ready or failed once, and forgets finished ones', async () => {
+        const o = org();
+        await store.createOrg(o);
+        const e = { export_id: randomUUID(), oid: o.oid, log_ids: ['x'], state: 'pending' as const, size: 0, error: null, created: T0, completed: null };
+        await store.createArtifactExport(e);
+        expect((await store.listPendingArtifactExports()).map((x) => x.export_id)).toContain(e.export_id);
+        expect(await store.finishArtifactExport(e.export_id, { state: 'ready', size: 42 }, T0 + 1)).toBe(true);
+        expect(await store.finishArtifactExport(e.export_id, { state: 'failed', error: 'late' }, T0 + 2)).toBe(false);
+        expect(await store.getArtifactExport(o.oid, e.export_id)).toEqual({ ...e, state: 'ready', size: 42, completed: T0 + 1 });
+        expect(await store.getArtifactExport(randomUUID(), e.export_id)).toBeNull();
+        expect(await store.takeFinishedArtifactExports(T0, 10)).toEqual([]);
+        expect((await store.takeFinishedArtifactExports(T0 + 1, 10)).map((x) => x.export_id)).toEqual([e.export_id]);
+        expect(await store.getArtifactExport(o.oid, e.export_id)).toBeNull();
+      });
+
+      it('forgets uploads abandoned before a time', async () => {
+        const o = org();
+        await store.createOrg(o);
+        await store.putArtifactPart({ oid: o.oid, payload_id: 'old', part: 1, size: 1, received: T0 });
+        await store.putArtifactPart({ oid: o.oid, payload_id: 'new', part: 1, size: 1, received: T0 + 10 });
+        expect(await store.takeStaleArtifactUploads(T0 + 5, 10)).toEqual([{ oid: o.oid, payload_id: 'old' }]);
+        expect(await store.listArtifactParts(o.oid, 'old')).toEqual([]);
+        expect(await store.listArtifactParts(o.oid, 'new')).toHaveLength(1);
+      });
+    });
+
+    describe('cloud adapters', () => {
+      const oid = randomUUID();
+      const adapter = (overrides: Partial<CloudAdapterConfig> = {}): CloudAdapterConfig => ({
+        oid, name: 'okta', type: 'http_poller', platform: 'json', hostname: 'okta', mapping: { event_type_path: 'kind' },
+        settings: { url: 'https://example.test/logs', auth_value: 's3cret', interval: 60 }, grace_period: 30,
+        enabled: true, disabled_at: null, disabled_error: null, created: 1_700_000_000_000, updated: 1_700_000_000_000, ...overrides,
+      });
+
+      it('stores, lists and replaces adapters; a replaced one keeps its cursor and creation time unless its type changes', async () => {
+        expect(await store.putCloudAdapter(adapter())).toEqual({ created: true });
+        await store.putCloudAdapter(adapter({ oid: randomUUID(), name: 'other' }));
+        expect(await store.getCloudAdapter(oid, 'okta')).toEqual(adapter());
+        expect((await store.listCloudAdapters(oid)).map((a) => a.name)).toEqual(['okta']);
+        expect((await store.listCloudAdapters()).length).toBeGreaterThanOrEqual(2);
+        expect(await store.getCloudAdapterCursor(oid, 'okta')).toBeNull();
+        await store.setCloudAdapterCursor(oid, 'okta', '2026-01-01T00:00:00Z');
+        expect(await store.putCloudAdapter(adapter({ hostname: 'okta-2', created: 5, updated: 1_800_000_000_000 }))).toEqual({ created: false });
+        expect(await store.getCloudAdapter(oid, 'okta')).toMatchObject({ hostname: 'okta-2', created: 1_700_000_000_000, updated: 1_800_000_000_000 });
+        expect(await store.getCloudAdapterCursor(oid, 'okta')).toBe('2026-01-01T00:00:00Z');
+        await store.putCloudAdapter(adapter({ type: 'webhook', settings: { secret: 'x'.repeat(16) } }));
+        expect(await store.getCloudAdapterCursor(oid, 'okta')).toBeNull();
+        expect(await store.getCloudAdapter(oid, 'missing')).toBeNull();
+      });
+
+      it('disables an enabled adapter exactly once, and enables it again', async () => {
+        await store.putCloudAdapter(adapter());
+        const tries = await Promise.all([1, 2, 3].map(() => store.disableCloudAdapter(oid, 'okta', 1_700_000_100_000, 'HTTP 401')));
+        expect(tries.filter(Boolean)).toHaveLength(1);
+        expect(await store.getCloudAdapter(oid, 'okta')).toMatchObject({ enabled: false, disabled_at: 1_700_000_100_000, disabled_error: 'HTTP 401' });
+        expect(await store.disableCloudAdapter(oid, 'okta', 1_700_000_200_000, 'again')).toBe(false);
+        expect(await store.enableCloudAdapter(oid, 'okta', 1_700_000_300_000)).toBe(true);
+        expect(await store.getCloudAdapter(oid, 'okta')).toMatchObject({ enabled: true, disabled_at: null, disabled_error: null, updated: 1_700_000_300_000 });
+        expect(await store.enableCloudAdapter(oid, 'missing', 1)).toBe(false);
+        expect(await store.disableCloudAdapter(oid, 'missing', 1, 'x')).toBe(false);
+      });
+
+      it('deletes an adapter with its cursor and its component error', async () => {
+        await store.putCloudAdapter(adapter());
+        await store.setCloudAdapterCursor(oid, 'okta', '42');
+        await store.recordOrgError({ oid, component: 'cloud_adapters/okta', error: 'HTTP 500', at: 1 });
+        await store.recordOrgError({ oid, component: 'outputs/okta', error: 'kept', at: 1 });
+        expect(await store.deleteCloudAdapter(oid, 'okta')).toBe(true);
+        expect(await store.getCloudAdapter(oid, 'okta')).toBeNull();
+        expect((await store.listOrgErrors(oid)).map((e) => e.component)).toEqual(['outputs/okta']);
+        expect(await store.deleteCloudAdapter(oid, 'okta')).toBe(false);
+        await store.putCloudAdapter(adapter());
+        expect(await store.getCloudAdapterCursor(oid, 'okta')).toBeNull();
       });
     });
 

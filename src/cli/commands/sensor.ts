@@ -26,6 +26,7 @@ interface SensorOptions {
   reconnectCap: number;
   debugCrash?: DebugCrashMode;
   allowRun?: boolean;
+  ingestionKey?: string;
   encoding: Encoding;
   bufferEvents: number;
   bufferBytes: number;
@@ -58,6 +59,7 @@ export function registerSensorCommand(program: Command): void {
     .option('--fingerprint <text>', 'host fingerprint reported to the cloud (default: a hash of the machine id and MAC); give each clone of a VDI template its own')
     .option('--denied-retry <seconds>', 'while the sensor is deleted (refused with 4011), wait this long between attempts', positiveSeconds, 3600)
     .option('--allow-run', 'let the cloud run shell commands on this host (the run command); off by default: run is answered with RECEIPT ERROR 5')
+    .addOption(new Option('--ingestion-key <key>', 'ingestion key of the organization (<key_id>.<secret>): lets artifact_get upload files (without it artifact_get answers ERROR 5)').env('PICKET_INGESTION_KEY'))
     .option('--reconnect-base <seconds>', 'upper bound of the first reconnect wait (exponential backoff with full jitter)', positiveSeconds, 1)
     .option('--reconnect-cap <seconds>', 'largest upper bound of a reconnect wait', positiveSeconds, 60)
     .addOption(new Option('--debug-crash <mode>', 'debug switch: crash on purpose after connecting ("exception": an uncaught error, "signal": SIGABRT), to check that sensor_crash reaches you').choices([...DEBUG_CRASH_MODES]).env('PICKET_SENSOR_DEBUG_CRASH'))
@@ -92,6 +94,7 @@ async function runSensor(opts: SensorOptions): Promise<number> {
     ...(opts.fingerprint !== undefined ? { fingerprint: opts.fingerprint } : {}),
     ...(opts.debugCrash !== undefined ? { debugCrash: opts.debugCrash } : {}),
     allowRun: opts.allowRun === true,
+    ...(opts.ingestionKey ? { ingestionKey: opts.ingestionKey } : {}),
     encoding: opts.encoding,
     bufferEvents: opts.bufferEvents,
     bufferBytes: opts.bufferBytes,

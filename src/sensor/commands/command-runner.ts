@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parseCommand, type ParsedCommand } from '../../protocol/command-line.js';
 import { BadArguments, ERROR, result, type CommandResult } from './error-codes.js';
 import type { NetworkIsolation } from './network-isolation.js';
+import { uploadArtifact, UploadError, type ArtifactUploadTarget } from './artifact-upload.js';
 
 /** Most bytes of stdout (and of stderr) a `run` answer carries. */
 export const RUN_OUTPUT_LIMIT = 64 * 1024;
@@ -37,6 +38,8 @@ export interface CommandContext {
   applyCollector(name: string, config: Record<string, unknown>): void;
   /** The host's isolation changed: later hellos report it. */
   isolationChanged(isolated: boolean): void;
+  /** Where artifact_get uploads; absent when the sensor has no ingestion key (artifact_get answers ERROR 5). */
+  artifacts?: ArtifactUploadTarget;
 }
 
 export const CONFIG_FILE_NAME = 'config.json';
@@ -83,6 +86,7 @@ export class CommandRunner {
         case 'unload_kernel': return await this.unloadKernel(command);
         case 'update': return await this.update(command);
         case 'selftest': return await this.selfTest(command);
+        case 'artifact_get': return await this.artifactGet(command);
         default: return result('RECEIPT', ERROR.NOT_SUPPORTED, `unknown command: ${command.name.slice(0, 64)}`);
       }
     } catch (err) {
@@ -156,6 +160,33 @@ export class CommandRunner {
     await saveSensorConfig(this.ctx.stateDir, file);
     this.ctx.applyCollector(name, config as Record<string, unknown>);
     return result('UPDATE', ERROR.SUCCESS, undefined, { COLLECTOR: name, CONFIG: config });
+  }
+
+  /** artifact_get --file-path <path> [--days-retention N] [--payload-id ID] [--type T]: uploads the file; RECEIPT. */
+  private async artifactGet(c: ParsedCommand): Promise<CommandResult> {
+    const target = this.ctx.artifacts;
+    if (!target) return result('RECEIPT', ERROR.ACCESS_DENIED, 'artifact_get needs an ingestion key: start the sensor with --ingestion-key');
+    const known = new Set(['file-path', 'file', 'days-retention', 'payload-id', 'type']);
+    for (const name of c.options.keys()) if (!known.has(name)) throw new BadArguments(`artifact_get: unsupported option --${name}`);
+    const filePath = c.options.get('file-path') ?? c.options.get('file');
+    if (typeof filePath !== 'string' || filePath === '' || c.positional.length > 0) throw new BadArguments('artifact_get needs --file-path <path>');
+    const days = optionalNumber(c, 'days-retention');
+    if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 3650)) throw new BadArguments('artifact_get: --days-retention must be 1..3650');
+    const payloadId = c.options.get('payload-id');
+    const hint = c.options.get('type');
+    try {
+      const up = await uploadArtifact(target, {
+        filePath, ...(days !== undefined ? { retentionDays: days } : {}),
+        ...(typeof payloadId === 'string' ? { payloadId } : {}), ...(typeof hint === 'string' ? { hint } : {}),
+      });
+      return result('RECEIPT', ERROR.SUCCESS, undefined, { FILE_PATH: filePath, LOG_ID: up.logId, SIZE: up.size, HASH_MD5: up.md5 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return result('RECEIPT', ERROR.FILE_NOT_FOUND, `file not found: ${filePath}`, { FILE_PATH: filePath });
+      if (code === 'EACCES' || code === 'EPERM') return result('RECEIPT', ERROR.ACCESS_DENIED, `cannot read ${filePath}`, { FILE_PATH: filePath });
+      if (err instanceof UploadError && err.status === 401) return result('RECEIPT', ERROR.ACCESS_DENIED, err.message, { FILE_PATH: filePath });
+      return result('RECEIPT', ERROR.INVALID_FUNCTION, `artifact_get failed: ${(err as Error).message}`, { FILE_PATH: filePath });
+    }
   }
 
   private async selfTest(c: ParsedCommand): Promise<CommandResult> {

@@ -11,6 +11,7 @@ import type { OutputModuleDescriptor } from './module-descriptor.js';
 import { outputView, parseOutputInput } from './output-config.js';
 import { OutputConfigError, type OutputModule, type OutputRecord } from './output-module.js';
 import { OutputWorker, type DeliveryPolicy, type OutputStatus } from './output-worker.js';
+import type { OutputUsage } from '../../services/usage-meter.js';
 
 export interface OutputManagerDeps {
   store: Store;
@@ -21,6 +22,8 @@ export interface OutputManagerDeps {
   dataDir: string;
   policy: DeliveryPolicy;
   now: () => number;
+  /** Usage metering of bytes delivered (billing). */
+  usage?: OutputUsage;
 }
 
 const key = (oid: string, name: string): string => `${oid}/${name}`;
@@ -91,7 +94,7 @@ export class OutputManager implements OutputControl {
       return;
     }
     const worker = new OutputWorker(config, module, {
-      store: this.deps.store, metrics: this.deps.metrics, logger: this.deps.logger, now: this.deps.now, policy: this.deps.policy,
+      store: this.deps.store, metrics: this.deps.metrics, logger: this.deps.logger, now: this.deps.now, policy: this.deps.policy, usage: this.deps.usage,
     });
     this.workers.set(key(config.oid, config.name), worker);
     worker.start();

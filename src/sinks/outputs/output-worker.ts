@@ -10,6 +10,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { Store } from '../../store/store.js';
 import { PartialDeliveryError, type OutputModule, type OutputRecord } from './output-module.js';
 import { compileFilter, isPlainShape, shapeRecord, StoredLogEvent, type RecordFilter } from './record-filter.js';
+import type { OutputUsage } from '../../services/usage-meter.js';
 
 /** A record sent as stored: its JSON is the stored text, its body parsed only if a module asks. */
 class PlainRecord implements OutputRecord {
@@ -54,6 +55,8 @@ export interface OutputWorkerDeps {
   logger: Logger;
   now: () => number;
   policy: DeliveryPolicy;
+  /** Usage metering: bytes delivered per output (billing). */
+  usage?: OutputUsage;
 }
 
 export type OutputState = 'running' | 'retrying' | 'paused' | 'stopped';
@@ -230,6 +233,7 @@ export class OutputWorker {
     let bytes = 0;
     for (const r of records) bytes += r.json.length;
     this.deps.metrics.outputBytesSent.inc({ oid: this.config.oid, module: this.config.module }, bytes);
+    this.deps.usage?.sent(this.config.oid, this.config.name, bytes);
   }
 
   /**
@@ -298,13 +302,29 @@ export class OutputWorker {
       return;
     }
     const target = last - policy.queueLimit;
-    const dropped = await store.countLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: this.cursor, upToSeq: target });
+    const dropped = await this.countMatching(this.cursor, target);
     metrics.outputDropped.inc({ oid: this.config.oid, output: this.config.name }, dropped);
     this.skipped += dropped;
     const message = `queue over its limit of ${policy.queueLimit} events: skipped ${dropped} undelivered events (PICKET_OUTPUT_OVERFLOW=drop_oldest)`;
     logger.error({ oid: this.config.oid, output: this.config.name, dropped, from: this.cursor, to: target }, message);
     await store.recordOrgError({ oid: this.config.oid, component: this.component, error: message, at: this.deps.now() });
     await this.advance(target);
+  }
+
+  /** How many events in (from, to] this output would have delivered (its filters applied): what a skip drops. */
+  private async countMatching(from: number, to: number): Promise<number> {
+    let n = 0;
+    let after = from;
+    while (after < to) {
+      const rows = await this.deps.store.readLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, limit: 10_000 });
+      for (const row of rows) {
+        if (row.seq > to) return n;
+        if (this.filter(new StoredLogEvent(row.seq, row.oid, row.sid, row.event_type, row.json))) n++;
+      }
+      if (rows.length < 10_000) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+    return n;
   }
 
   /** Waits `ms`, or less when woken (new events) unless `wakeable` is false; always ends early on stop(). */

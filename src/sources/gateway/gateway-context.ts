@@ -6,6 +6,7 @@ import type { EventWriter } from '../../pipeline/event-writer.js';
 import type { AliveTracker } from '../../services/alive-tracker.js';
 import type { IngestGovernor } from '../../services/ingest-governor.js';
 import type { RefusalBackoff } from '../../services/refusal-backoff.js';
+import type { ReceivedUsage } from '../../services/sensor-runtime.js';
 import type { Tasking } from '../../services/tasking.js';
 import type { Store } from '../../store/store.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -22,6 +23,8 @@ export interface GatewayContext {
   governor: IngestGovernor;
   /** Delivers queued tasks after a welcome and follows tasks from the sensor's answers. */
   tasking: Tasking;
+  /** Told after each stored batch what a sensor sent (runtime metrics of schedule ticks, usage metering). */
+  runtime?: ReceivedUsage;
   metrics: Metrics;
   logger: Logger;
   now(): number;

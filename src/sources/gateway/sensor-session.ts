@@ -412,6 +412,7 @@ export class SensorSession implements RegisteredSession {
     this.track(this.ctx.writer.submit(events, { sid: this.sid, stream_id: this.streamId, seq }, tasks)).then(
       () => {
         this.inflight--;
+        this.ctx.runtime?.received(template.routing, batch.events.length, frameBytes);
         this.sendAck(seq);
         if (this.paused && this.inflight < this.wire.maxInflight(this.ctx.config)) {
           this.paused = false;

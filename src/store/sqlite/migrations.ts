@@ -191,6 +191,112 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'artifacts',
+    sql: `
+      -- Keys artifact uploaders authenticate with (POST /ingest, docs/artifacts.md); only the secret's hash is kept.
+      CREATE TABLE ingestion_keys (
+        key_id      TEXT PRIMARY KEY,
+        oid         TEXT NOT NULL REFERENCES orgs(oid),
+        name        TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created     INTEGER NOT NULL,
+        UNIQUE (oid, name)
+      );
+      -- Stored artifacts; the content is the file artifacts/<sha256[0:2]>/<sha256> in the data directory.
+      CREATE TABLE artifacts (
+        log_id        TEXT PRIMARY KEY,
+        oid           TEXT NOT NULL REFERENCES orgs(oid),
+        payload_id    TEXT NOT NULL,
+        log_type      TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        original_path TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        sha256        TEXT NOT NULL,
+        md5           TEXT NOT NULL,
+        created       INTEGER NOT NULL,
+        expires       INTEGER NOT NULL,
+        UNIQUE (oid, payload_id)
+      );
+      CREATE INDEX artifacts_by_org ON artifacts(oid, created, log_id);
+      CREATE INDEX artifacts_by_expiry ON artifacts(expires);
+      CREATE INDEX artifacts_by_sha256 ON artifacts(sha256);
+      -- Parts of multi-part uploads not finished yet (their bytes are files under artifacts/parts/).
+      CREATE TABLE artifact_parts (
+        oid        TEXT NOT NULL,
+        payload_id TEXT NOT NULL,
+        part       INTEGER NOT NULL,
+        size       INTEGER NOT NULL,
+        received   INTEGER NOT NULL,
+        PRIMARY KEY (oid, payload_id, part)
+      ) WITHOUT ROWID;
+      CREATE TABLE artifact_exports (
+        export_id TEXT PRIMARY KEY,
+        oid       TEXT NOT NULL REFERENCES orgs(oid),
+        log_ids   TEXT NOT NULL, -- JSON array
+        state     TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'failed')),
+        size      INTEGER NOT NULL DEFAULT 0,
+        error     TEXT,
+        created   INTEGER NOT NULL,
+        completed INTEGER
+      );
+      CREATE INDEX artifact_exports_by_state ON artifact_exports(state, created);
+    `,
+  },
+  {
+    version: 6,
+    name: 'usage metering and schedule ticks',
+    sql: `
+      -- Usage of each organization per billing period (docs/schedule-and-billing.md): period is the start
+      -- of the period (Unix ms), cat/k the billing_record's category and key, v the amount.
+      CREATE TABLE usage_counters (
+        oid    TEXT NOT NULL,
+        period INTEGER NOT NULL,
+        cat    TEXT NOT NULL,
+        k      TEXT NOT NULL,
+        v      REAL NOT NULL,
+        PRIMARY KEY (oid, period, cat, k)
+      ) WITHOUT ROWID;
+      -- Periods whose billing_record events are stored (written in the same transaction as the events).
+      CREATE TABLE usage_periods (
+        period INTEGER PRIMARY KEY,
+        closed INTEGER NOT NULL
+      );
+      -- The last period emitted per schedule frequency ("30m" ... "168h"), start of the period in Unix ms.
+      CREATE TABLE schedule_marks (
+        frequency TEXT PRIMARY KEY,
+        period    INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      -- Sensors seen since a time (schedule eligibility).
+      CREATE INDEX sensors_alive ON sensors(alive) WHERE alive IS NOT NULL;
+    `,
+  },
+  {
+    version: 7,
+    name: 'cloud adapters',
+    sql: `
+      -- Ingestion sources the cloud runs for an organization (docs/cloud-adapters.md). mapping and settings
+      -- are JSON; cursor is where a poller resumes after a restart.
+      CREATE TABLE cloud_adapters (
+        oid            TEXT NOT NULL,
+        name           TEXT NOT NULL,
+        type           TEXT NOT NULL,
+        platform       TEXT NOT NULL,
+        hostname       TEXT NOT NULL,
+        mapping        TEXT NOT NULL,
+        settings       TEXT NOT NULL,
+        grace_period   REAL,
+        enabled        INTEGER NOT NULL,
+        disabled_at    INTEGER,
+        disabled_error TEXT,
+        cursor         TEXT,
+        created        INTEGER NOT NULL,
+        updated        INTEGER NOT NULL,
+        PRIMARY KEY (oid, name)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 const TRACKING_TABLE = `

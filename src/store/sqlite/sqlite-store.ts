@@ -11,6 +11,12 @@ import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from './cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
 import { OutputTables } from './output-tables.js';
+import { CloudAdapterTables } from './cloud-adapter-tables.js';
+import { UsageTables } from './usage-tables.js';
+import { ArtifactTables } from './artifact-tables.js';
+import type { ArtifactExportRecord, ArtifactListQuery, ArtifactPage, ArtifactPartRecord, ArtifactRecord, IngestionKeyRecord } from '../../domain/artifacts.js';
+import type { UsageAmount, UsageDelta } from '../../domain/usage.js';
+import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
 import {
   bool, toApiKey, toInstallationKey, toOrg, toSensor, toSensorTag, toSequenceMark,
   type ApiKeyRow, type InstallationKeyRow, type OrgRow, type SensorRow, type SensorTagRow,
@@ -450,6 +456,54 @@ export class SqliteStore implements Store {
   async listOrgErrors(oid: string): Promise<OrgError[]> {
     return this.outputs.listOrgErrors(oid);
   }
+
+  // Cloud adapters: cloud-adapter-tables.ts
+  private cloudAdapterTables: CloudAdapterTables | undefined;
+  private get cloudAdapters(): CloudAdapterTables { return (this.cloudAdapterTables ??= new CloudAdapterTables(this.db)); }
+  async listCloudAdapters(oid?: string): Promise<CloudAdapterConfig[]> { return this.cloudAdapters.list(oid); }
+  async getCloudAdapter(oid: string, name: string): Promise<CloudAdapterConfig | null> { return this.cloudAdapters.get(oid, name); }
+  async putCloudAdapter(config: CloudAdapterConfig): Promise<{ created: boolean }> { return this.cloudAdapters.put(config); }
+  async deleteCloudAdapter(oid: string, name: string): Promise<boolean> { return this.cloudAdapters.delete(oid, name); }
+  async disableCloudAdapter(oid: string, name: string, at: number, error: string): Promise<boolean> { return this.cloudAdapters.disable(oid, name, at, error); }
+  async enableCloudAdapter(oid: string, name: string, at: number): Promise<boolean> { return this.cloudAdapters.enable(oid, name, at); }
+  async getCloudAdapterCursor(oid: string, name: string): Promise<string | null> { return this.cloudAdapters.getCursor(oid, name); }
+  async setCloudAdapterCursor(oid: string, name: string, cursor: string | null): Promise<void> { this.cloudAdapters.setCursor(oid, name, cursor); }
+
+  // Usage metering and schedule ticks: usage-tables.ts
+  private usageTables: UsageTables | undefined;
+  private get usage(): UsageTables { return (this.usageTables ??= new UsageTables(this.db)); }
+  async addUsage(deltas: ReadonlyArray<UsageDelta>): Promise<void> { this.usage.addUsage(deltas); }
+  async listUsage(oid: string, fromPeriod: number, toPeriod: number): Promise<UsageAmount[]> { return this.usage.listUsage(oid, fromPeriod, toPeriod); }
+  async usageOfPeriod(period: number): Promise<UsageAmount[]> { return this.usage.usageOfPeriod(period); }
+  async unclosedUsagePeriods(before: number): Promise<number[]> { return this.usage.unclosedUsagePeriods(before); }
+  async closeUsagePeriod(period: number, events: ReadonlyArray<StoredEvent>, at: number): Promise<boolean> { return this.usage.closeUsagePeriod(period, events, at); }
+  async getScheduleMarks(): Promise<Record<string, number>> { return this.usage.getScheduleMarks(); }
+  async claimSchedulePeriod(frequency: string, period: number): Promise<boolean> { return this.usage.claimSchedulePeriod(frequency, period); }
+  async listSensorsSeenSince(since: number): Promise<SensorRecord[]> { return this.usage.listSensorsSeenSince(since); }
+
+  // Artifacts: artifact-tables.ts
+  private artifactTables: ArtifactTables | undefined;
+  private get artifacts(): ArtifactTables { return (this.artifactTables ??= new ArtifactTables(this.db)); }
+  async createIngestionKey(key: IngestionKeyRecord): Promise<void> { this.artifacts.createIngestionKey(key); }
+  async getIngestionKey(keyId: string): Promise<IngestionKeyRecord | null> { return this.artifacts.getIngestionKey(keyId); }
+  async listIngestionKeys(oid: string): Promise<IngestionKeyRecord[]> { return this.artifacts.listIngestionKeys(oid); }
+  async deleteIngestionKey(oid: string, name: string): Promise<boolean> { return this.artifacts.deleteIngestionKey(oid, name); }
+  async putArtifactPart(part: ArtifactPartRecord): Promise<boolean> { return this.artifacts.putPart(part); }
+  async listArtifactParts(oid: string, payloadId: string): Promise<ArtifactPartRecord[]> { return this.artifacts.listParts(oid, payloadId); }
+  async deleteArtifactParts(oid: string, payloadId: string): Promise<void> { this.artifacts.deleteParts(oid, payloadId); }
+  async takeStaleArtifactUploads(receivedBefore: number, limit: number): Promise<Array<{ oid: string; payload_id: string }>> { return this.artifacts.takeStaleUploads(receivedBefore, limit); }
+  async createArtifact(artifact: ArtifactRecord): Promise<boolean> { return this.artifacts.createArtifact(artifact); }
+  async getArtifact(oid: string, logId: string): Promise<ArtifactRecord | null> { return this.artifacts.getArtifact(oid, logId); }
+  async getArtifactByPayloadId(oid: string, payloadId: string): Promise<ArtifactRecord | null> { return this.artifacts.getArtifactByPayloadId(oid, payloadId); }
+  async listArtifacts(query: ArtifactListQuery): Promise<ArtifactPage> { return this.artifacts.listArtifacts({ ...query, limit: pageSize(query.limit) }); }
+  async takeExpiredArtifacts(now: number, limit: number): Promise<ArtifactRecord[]> { return this.artifacts.takeExpiredArtifacts(now, limit); }
+  async isArtifactContentReferenced(sha256: string): Promise<boolean> { return this.artifacts.isContentReferenced(sha256); }
+  async artifactBytesStored(oid: string): Promise<number> { return this.artifacts.bytesStored(oid); }
+  async createArtifactExport(record: ArtifactExportRecord): Promise<void> { this.artifacts.createExport(record); }
+  async getArtifactExport(oid: string, exportId: string): Promise<ArtifactExportRecord | null> { return this.artifacts.getExport(oid, exportId); }
+  async finishArtifactExport(exportId: string, outcome: { state: 'ready'; size: number } | { state: 'failed'; error: string }, at: number): Promise<boolean> { return this.artifacts.finishExport(exportId, outcome, at); }
+  async listPendingArtifactExports(): Promise<ArtifactExportRecord[]> { return this.artifacts.listPendingExports(); }
+  async takeFinishedArtifactExports(createdBefore: number, limit: number): Promise<ArtifactExportRecord[]> { return this.artifacts.takeFinishedExports(createdBefore, limit); }
 
   async getSequenceMark(sid: string): Promise<SequenceMark | null> {
     const row = this.st('SELECT sid, stream_id, seq FROM sequence_marks WHERE sid = ?').get(sid) as

@@ -1,0 +1,147 @@
+// Runs this node's cloud adapters (docs/cloud-adapters.md): one AdapterRunner per enabled adapter, started
+// from the store on boot and restarted when the API changes it. Disables, exactly once, an adapter that
+// has been failing for longer than its grace period: the store flips it (a conditional update, so only
+// one caller wins) and the winner emits `cloud_adapter_disabled {error}` into the deployment stream.
+import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
+import type { Logger } from '../../observability/logger.js';
+import type { CloudAdapterDirectory, CloudAdapterEntry } from '../../services/cloud-adapter-directory.js';
+import type { CloudAdapterControl, CloudAdapterDefinition, CloudAdapterRuntimeStatus, WebhookOutcome, WebhookPost } from '../../services/cloud-adapter-control.js';
+import { cloudAdapterView, parseCloudAdapter, type HttpPollerSettings, type SyslogSettings, type WebhookSettings } from './adapter-config.js';
+import { cloudAdapterDisabledEvent } from './adapter-events.js';
+import type { RetryPolicy } from './adapter-health.js';
+import { AdapterRunner, type AdapterContext, type AdapterSource } from './adapter-runner.js';
+import { cloudAdapterSid, type AdapterPipeline } from './adapter-sensor.js';
+import { HttpPoller } from './http-poller.js';
+import { SyslogReceiver } from './syslog-receiver.js';
+import { secretMatches, WebhookReceiver } from './webhook-receiver.js';
+
+export interface CloudAdapterManagerOptions {
+  pipeline: AdapterPipeline;
+  logger: Logger;
+  retry: RetryPolicy;
+  /** Grace period of adapters that set none, ms. */
+  defaultGraceMs: number;
+}
+
+/** A running adapter as other services see it (e.g. schedule events per cloud adapter). */
+export interface RunningCloudAdapter {
+  oid: string;
+  name: string;
+  type: CloudAdapterConfig['type'];
+  sid: string;
+  platform: CloudAdapterConfig['platform'];
+  hostname: string;
+}
+
+const keyOf = (oid: string, name: string): string => `${oid}/${name}`;
+
+function createSource(ctx: AdapterContext): AdapterSource {
+  const { type, settings } = ctx.config;
+  switch (type) {
+    case 'webhook':
+      return new WebhookReceiver(settings as unknown as WebhookSettings, ctx);
+    case 'http_poller':
+      return new HttpPoller(settings as unknown as HttpPollerSettings, ctx);
+    case 'syslog':
+      return new SyslogReceiver(settings as unknown as SyslogSettings, ctx);
+  }
+}
+
+export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDirectory {
+  private readonly runners = new Map<string, AdapterRunner>();
+  private stopped = false;
+
+  constructor(private readonly options: CloudAdapterManagerOptions) {}
+
+  async start(): Promise<void> {
+    for (const config of await this.options.pipeline.store.listCloudAdapters()) await this.apply(config);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.runners.keys()].map((key) => this.halt(key, 'shutdown')));
+  }
+
+  parse(raw: Record<string, unknown>): CloudAdapterDefinition {
+    return parseCloudAdapter(raw);
+  }
+
+  view(config: CloudAdapterConfig): Record<string, unknown> {
+    return cloudAdapterView(config);
+  }
+
+  async apply(config: CloudAdapterConfig): Promise<void> {
+    const key = keyOf(config.oid, config.name);
+    await this.halt(key, 'restart');
+    if (!config.enabled || this.stopped) return;
+    const runner = new AdapterRunner(config, createSource, {
+      pipeline: this.options.pipeline, logger: this.options.logger, retry: this.options.retry, defaultGraceMs: this.options.defaultGraceMs,
+      onExpired: (c, error) => void this.disable(c, error),
+    });
+    this.runners.set(key, runner);
+    runner.start();
+  }
+
+  async remove(oid: string, name: string): Promise<void> {
+    await this.halt(keyOf(oid, name), 'deleted');
+  }
+
+  status(oid: string, name: string): CloudAdapterRuntimeStatus | undefined {
+    const runner = this.runners.get(keyOf(oid, name));
+    if (!runner) return undefined;
+    const status = runner.status();
+    return runner.sensor.connected || status.state === 'retrying' ? status : { ...status, state: 'starting' };
+  }
+
+  /** The adapters running on this node. */
+  running(): RunningCloudAdapter[] {
+    return [...this.runners.values()].map((runner) => {
+      const c = runner.config;
+      return { oid: c.oid, name: c.name, type: c.type, sid: cloudAdapterSid(c.oid, c.name), platform: c.platform, hostname: c.hostname };
+    });
+  }
+
+  /** The organization's enabled adapters, whichever node runs them (schedule events per cloud adapter). */
+  async list(oid: string): Promise<CloudAdapterEntry[]> {
+    const configs = await this.options.pipeline.store.listCloudAdapters(oid);
+    return configs
+      .filter((c) => c.enabled)
+      .map((c) => ({ adapter_name: c.name, sid: cloudAdapterSid(c.oid, c.name), platform: c.platform, hostname: c.hostname, adapter_type: c.type }));
+  }
+
+  async receiveWebhook(post: WebhookPost): Promise<WebhookOutcome> {
+    const oid = post.oid.toLowerCase();
+    const runner = this.runners.get(keyOf(oid, post.name));
+    const config = runner?.config ?? (await this.options.pipeline.store.getCloudAdapter(oid, post.name));
+    // No such webhook and a wrong secret get the same answer, so adapter names are not revealed.
+    if (config?.type !== 'webhook' || !secretMatches(config.settings as unknown as WebhookSettings, post.secret)) return { status: 'unauthorized' };
+    if (!config.enabled) return { status: 'disabled' };
+    const source = runner?.activeSource;
+    if (!(source instanceof WebhookReceiver)) return { status: 'unavailable' };
+    return source.receive(post);
+  }
+
+  private async halt(key: string, reason: string): Promise<void> {
+    const runner = this.runners.get(key);
+    if (!runner) return;
+    this.runners.delete(key);
+    await runner.stop(reason);
+  }
+
+  private async disable(config: CloudAdapterConfig, error: string): Promise<void> {
+    const { store, submit, now } = this.options.pipeline;
+    const log = this.options.logger.child({ oid: config.oid, cloud_adapter: config.name });
+    try {
+      const at = now();
+      if (await store.disableCloudAdapter(config.oid, config.name, at, error)) {
+        await submit([cloudAdapterDisabledEvent(config.oid, error, at)]);
+        log.warn({ error }, 'cloud adapter disabled: it kept failing for longer than its grace period');
+      }
+      const key = keyOf(config.oid, config.name);
+      // Only the runner of this configuration: a newer one (re-enabled meanwhile) keeps running.
+      if (this.runners.get(key)?.config === config) await this.halt(key, 'disabled');
+    } catch (err) {
+      log.error({ err }, 'could not disable a failing cloud adapter');
+    }
+  }
+}
