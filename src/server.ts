@@ -106,7 +106,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const upgradeHandlers: UpgradeHandler[] = [(req, socket, head) => gateway.handleUpgrade(req, socket, head)];
   const janitor = new DeletedSensorJanitor(store, logger.child({ component: 'janitor' }), now, config.purgeIntervalS * 1000);
   const artifacts = new ArtifactService({
-    store, dataDir: config.dataDir, emit: (events) => writer.submit(events), now, logger: logger.child({ component: 'artifacts' }),
+    store, dataDir: config.dataDir, emit: (events, writes) => writer.submit(events, undefined, writes), now, logger: logger.child({ component: 'artifacts' }),
     maxBytes: config.artifactMaxBytes, defaultRetentionDays: config.artifactRetentionDays, purgeIntervalMs: config.artifactPurgeIntervalS * 1000,
   });
   // The cloud adapter manager is the adapters' directory; artifact storage reports the bytes it keeps.

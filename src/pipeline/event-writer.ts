@@ -101,15 +101,21 @@ export class EventWriter {
     const marks = new Map<string, SequenceMark>();
     let create: TaskRecord[] | undefined;
     let update: TaskUpdate[] | undefined;
+    let artifacts: string[] | undefined;
+    let exports: string[] | undefined;
     for (const s of group) {
       for (const e of s.events) events.push(e);
       if (s.mark) marks.set(s.mark.sid, s.mark);
       if (s.tasks?.create) (create ??= []).push(...s.tasks.create);
       if (s.tasks?.update) (update ??= []).push(...s.tasks.update);
+      if (s.tasks?.announce?.artifacts) (artifacts ??= []).push(...s.tasks.announce.artifacts);
+      if (s.tasks?.announce?.exports) (exports ??= []).push(...s.tasks.announce.exports);
     }
     const stop = this.metrics.storeCommitSeconds.startTimer();
     try {
-      await this.store.appendEvents(events, [...marks.values()], create || update ? { ...(create ? { create } : {}), ...(update ? { update } : {}) } : undefined);
+      const announce = artifacts || exports ? { ...(artifacts ? { artifacts } : {}), ...(exports ? { exports } : {}) } : undefined;
+      const writes = create || update || announce ? { ...(create ? { create } : {}), ...(update ? { update } : {}), ...(announce ? { announce } : {}) } : undefined;
+      await this.store.appendEvents(events, [...marks.values()], writes);
     } catch (err) {
       stop();
       this.metrics.storeErrors.inc();

@@ -11,7 +11,7 @@ import { newId } from '../domain/ids.js';
 import type { Logger } from '../observability/logger.js';
 import type { PipelineEvent } from '../pipeline/event-writer.js';
 import { exportCompleteEvent } from '../sources/artifacts/artifact-events.js';
-import type { Store } from '../store/store.js';
+import type { Store, TaskWrites } from '../store/store.js';
 import type { ArtifactContent } from './artifact-content.js';
 
 export const MAX_EXPORT_ARTIFACTS = 100;
@@ -19,7 +19,7 @@ export const MAX_EXPORT_ARTIFACTS = 100;
 export interface ArtifactExportsOptions {
   store: Store;
   content: ArtifactContent;
-  emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
+  emit: (events: ReadonlyArray<PipelineEvent>, writes?: TaskWrites) => Promise<void>;
   now: () => number;
   logger: Logger;
 }
@@ -101,7 +101,7 @@ export class ArtifactExports {
     const size = (await fs.stat(file)).size;
     const now = this.o.now();
     if (await this.o.store.finishArtifactExport(e.export_id, { state: 'ready', size }, now)) {
-      await this.o.emit([exportCompleteEvent(e.oid, e.export_id, artifacts, size, now)]);
+      await this.o.emit([exportCompleteEvent(e.oid, e.export_id, artifacts, size, now)], { announce: { exports: [e.export_id] } });
       this.o.logger.info({ oid: e.oid, export_id: e.export_id, artifacts: artifacts.length, size }, 'artifact export ready');
     }
   }

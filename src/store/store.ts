@@ -43,6 +43,12 @@ export interface TaskUpdate {
 export interface TaskWrites {
   create?: ReadonlyArray<TaskRecord>;
   update?: ReadonlyArray<TaskUpdate>;
+  /**
+   * Artifacts (log ids) and exports (export ids) whose `ingest` / `export_complete` is among the events of
+   * this commit: marked announced in the same transaction, so the event is stored exactly once even across
+   * a crash (an unannounced one is announced again at start).
+   */
+  announce?: { artifacts?: ReadonlyArray<string>; exports?: ReadonlyArray<string> };
 }
 
 export interface TimelineQuery {
@@ -297,6 +303,10 @@ export interface Store {
    * (nothing changed) when the organization already has an artifact with that payload_id.
    */
   createArtifact(artifact: ArtifactRecord): Promise<boolean>;
+  /** Stored artifacts whose `ingest` event is not stored yet (a crash came in between), oldest first. */
+  listUnannouncedArtifacts(limit: number): Promise<ArtifactRecord[]>;
+  /** Ready exports whose `export_complete` event is not stored yet, oldest first. */
+  listUnannouncedExports(limit: number): Promise<ArtifactExportRecord[]>;
   getArtifact(oid: string, logId: string): Promise<ArtifactRecord | null>;
   getArtifactByPayloadId(oid: string, payloadId: string): Promise<ArtifactRecord | null>;
   /** An organization's artifacts created in [start, end], by (created, log_id), a page at a time. */

@@ -895,6 +895,24 @@ export function runStoreContract(name: string, open: () => Promise<OpenedStore>)
         expect(await store.getIngestionKey(key.key_id)).toBeNull();
       });
 
+      it('an artifact and a ready export are unannounced until a commit with their event marks them', async () => {
+        const o = org();
+        await store.createOrg(o);
+        const a = artifact(o.oid, { payload_id: 'announce-me' });
+        await store.createArtifact(a);
+        expect((await store.listUnannouncedArtifacts(10)).map((x) => x.log_id)).toContain(a.log_id);
+        const exportId = randomUUID();
+        await store.createArtifactExport({ export_id: exportId, oid: o.oid, log_ids: [a.log_id], state: 'pending', size: 0, error: null, created: T0, completed: null });
+        expect((await store.listUnannouncedExports(10)).map((x) => x.export_id)).not.toContain(exportId); // pending: nothing to announce yet
+        await store.finishArtifactExport(exportId, { state: 'ready', size: 42 }, T0 + 1);
+        expect((await store.listUnannouncedExports(10)).map((x) => x.export_id)).toContain(exportId);
+        const ingest = event(o.oid, null, T0, { event_type: 'ingest', stream: 'artifact' });
+        await store.appendEvents([ingest], [], { announce: { artifacts: [a.log_id], exports: [exportId] } });
+        expect((await store.listUnannouncedArtifacts(10)).map((x) => x.log_id)).not.toContain(a.log_id);
+        expect((await store.listUnannouncedExports(10)).map((x) => x.export_id)).not.toContain(exportId);
+        expect(await store.getArtifact(o.oid, a.log_id)).toEqual(a);
+      });
+
       it('stores an artifact once per payload id, forgetting its parts; a repeated part changes nothing', async () => {
         const o = org();
         await store.createOrg(o);

@@ -5,7 +5,7 @@ import { newId } from '../../domain/ids.js';
 import type { ArtifactRecord } from '../../domain/artifacts.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import type { ArtifactContent } from '../../services/artifact-content.js';
-import type { Store } from '../../store/store.js';
+import type { Store, TaskWrites } from '../../store/store.js';
 import { ingestEvent } from './artifact-events.js';
 import type { IngestHeaders } from './ingest-headers.js';
 
@@ -23,7 +23,8 @@ export interface ArtifactIngestOptions {
   store: Store;
   content: ArtifactContent;
   /** Submits events to the pipeline; resolves once stored. */
-  emit: (events: ReadonlyArray<PipelineEvent>) => Promise<void>;
+  /** Submits events to the pipeline; `writes` ride the same commit (the artifact marked announced). */
+  emit: (events: ReadonlyArray<PipelineEvent>, writes?: TaskWrites) => Promise<void>;
   now: () => number;
   /** Largest artifact accepted (all parts together), bytes. */
   maxBytes: number;
@@ -93,8 +94,9 @@ export class ArtifactIngest {
       if (!(await this.o.store.isArtifactContentReferenced(stored.sha256))) await this.o.content.remove(stored.sha256);
       return { kind: 'duplicate', artifact: winner };
     });
-    // Only the call that stored the artifact emits: `ingest` once per artifact.
-    if (outcome.kind === 'stored') await this.o.emit([ingestEvent(outcome.artifact, outcome.artifact.created)]);
+    // Only the call that stored the artifact emits: `ingest` once per artifact, stored in the same commit that
+    // marks the artifact announced (a crash before it is made up for at the next start).
+    if (outcome.kind === 'stored') await this.o.emit([ingestEvent(outcome.artifact, outcome.artifact.created)], { announce: { artifacts: [outcome.artifact.log_id] } });
     return outcome;
   }
 }

@@ -8,6 +8,10 @@ import type {
 import { InvalidCursorError } from '../errors.js';
 import { guarded } from './connection.js';
 
+/** The record's columns (not the bookkeeping `announced`). */
+const ARTIFACT_COLUMNS = 'log_id, oid, payload_id, log_type, source, original_path, size, sha256, md5, created, expires';
+const EXPORT_COLUMNS = 'export_id, oid, log_ids, state, size, error, created, completed';
+
 interface ExportRow {
   export_id: string;
   oid: string;
@@ -103,11 +107,11 @@ export class ArtifactTables {
   }
 
   getArtifact(oid: string, logId: string): ArtifactRecord | null {
-    return (this.db.prepare('SELECT * FROM artifacts WHERE oid = ? AND log_id = ?').get(oid, logId) as ArtifactRecord | undefined) ?? null;
+    return (this.db.prepare(`SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE oid = ? AND log_id = ?`).get(oid, logId) as ArtifactRecord | undefined) ?? null;
   }
 
   getArtifactByPayloadId(oid: string, payloadId: string): ArtifactRecord | null {
-    return (this.db.prepare('SELECT * FROM artifacts WHERE oid = ? AND payload_id = ?').get(oid, payloadId) as ArtifactRecord | undefined) ?? null;
+    return (this.db.prepare(`SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE oid = ? AND payload_id = ?`).get(oid, payloadId) as ArtifactRecord | undefined) ?? null;
   }
 
   listArtifacts(q: ArtifactListQuery): ArtifactPage {
@@ -123,7 +127,7 @@ export class ArtifactTables {
       params.push(c.t, c.t, c.id);
     }
     const rows = this.db
-      .prepare(`SELECT * FROM artifacts WHERE ${where.join(' AND ')} ORDER BY created, log_id LIMIT ?`)
+      .prepare(`SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE ${where.join(' AND ')} ORDER BY created, log_id LIMIT ?`)
       .all(...params, q.limit + 1) as ArtifactRecord[];
     const more = rows.length > q.limit;
     const artifacts = more ? rows.slice(0, q.limit) : rows;
@@ -133,7 +137,7 @@ export class ArtifactTables {
   takeExpiredArtifacts(now: number, limit: number): ArtifactRecord[] {
     return guarded(() =>
       this.db.transaction(() => {
-        const rows = this.db.prepare('SELECT * FROM artifacts WHERE expires <= ? ORDER BY expires LIMIT ?').all(now, limit) as ArtifactRecord[];
+        const rows = this.db.prepare(`SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE expires <= ? ORDER BY expires LIMIT ?`).all(now, limit) as ArtifactRecord[];
         const del = this.db.prepare('DELETE FROM artifacts WHERE log_id = ?');
         for (const r of rows) del.run(r.log_id);
         return rows;
@@ -158,7 +162,7 @@ export class ArtifactTables {
   }
 
   getExport(oid: string, exportId: string): ArtifactExportRecord | null {
-    const row = this.db.prepare('SELECT * FROM artifact_exports WHERE oid = ? AND export_id = ?').get(oid, exportId) as ExportRow | undefined;
+    const row = this.db.prepare(`SELECT ${EXPORT_COLUMNS} FROM artifact_exports WHERE oid = ? AND export_id = ?`).get(oid, exportId) as ExportRow | undefined;
     return row ? toExport(row) : null;
   }
 
@@ -171,15 +175,23 @@ export class ArtifactTables {
     );
   }
 
+  listUnannouncedArtifacts(limit: number): ArtifactRecord[] {
+    return this.db.prepare(`SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE announced = 0 ORDER BY created LIMIT ?`).all(limit) as ArtifactRecord[];
+  }
+
+  listUnannouncedExports(limit: number): ArtifactExportRecord[] {
+    return (this.db.prepare(`SELECT ${EXPORT_COLUMNS} FROM artifact_exports WHERE state = 'ready' AND announced = 0 ORDER BY created LIMIT ?`).all(limit) as ExportRow[]).map(toExport);
+  }
+
   listPendingExports(): ArtifactExportRecord[] {
-    return (this.db.prepare("SELECT * FROM artifact_exports WHERE state = 'pending' ORDER BY created").all() as ExportRow[]).map(toExport);
+    return (this.db.prepare(`SELECT ${EXPORT_COLUMNS} FROM artifact_exports WHERE state = 'pending' ORDER BY created`).all() as ExportRow[]).map(toExport);
   }
 
   takeFinishedExports(createdBefore: number, limit: number): ArtifactExportRecord[] {
     return guarded(() =>
       this.db.transaction(() => {
         const rows = (this.db
-          .prepare("SELECT * FROM artifact_exports WHERE state <> 'pending' AND created < ? ORDER BY created LIMIT ?")
+          .prepare(`SELECT ${EXPORT_COLUMNS} FROM artifact_exports WHERE state <> 'pending' AND created < ? ORDER BY created LIMIT ?`)
           .all(createdBefore, limit) as ExportRow[]).map(toExport);
         const del = this.db.prepare('DELETE FROM artifact_exports WHERE export_id = ?');
         for (const r of rows) del.run(r.export_id);

@@ -217,8 +217,11 @@ export const MIGRATIONS: readonly Migration[] = [
         md5           TEXT NOT NULL,
         created       INTEGER NOT NULL,
         expires       INTEGER NOT NULL,
+        -- 1 once its ingest event is stored (set in the same transaction as the event).
+        announced     INTEGER NOT NULL DEFAULT 0,
         UNIQUE (oid, payload_id)
       );
+      CREATE INDEX artifacts_unannounced ON artifacts(created) WHERE announced = 0;
       CREATE INDEX artifacts_by_org ON artifacts(oid, created, log_id);
       CREATE INDEX artifacts_by_expiry ON artifacts(expires);
       CREATE INDEX artifacts_by_sha256 ON artifacts(sha256);
@@ -239,7 +242,9 @@ export const MIGRATIONS: readonly Migration[] = [
         size      INTEGER NOT NULL DEFAULT 0,
         error     TEXT,
         created   INTEGER NOT NULL,
-        completed INTEGER
+        completed INTEGER,
+        -- 1 once its export_complete event is stored (same transaction as the event).
+        announced INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX artifact_exports_by_state ON artifact_exports(state, created);
     `,

@@ -358,7 +358,7 @@ export class SqliteStore implements Store {
   // Events
 
   async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void> {
-    if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length) return;
+    if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length && !tasks?.announce) return;
     const append = (this.appendTx ??= this.buildAppend());
     guarded(() => append(events, marks, tasks));
   }
@@ -383,6 +383,8 @@ export class SqliteStore implements Store {
         ' ON CONFLICT (sid) DO UPDATE SET stream_id = excluded.stream_id, seq = excluded.seq' +
         ' WHERE sequence_marks.stream_id <> excluded.stream_id OR excluded.seq > sequence_marks.seq',
     );
+    const announceArtifact = this.db.prepare('UPDATE artifacts SET announced = 1 WHERE log_id = ?');
+    const announceExport = this.db.prepare('UPDATE artifact_exports SET announced = 1 WHERE export_id = ?');
     const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => {
       for (const e of events) {
         // Telemetry (the "event" stream) is read per sensor; only platform streams are indexed by stream.
@@ -402,6 +404,8 @@ export class SqliteStore implements Store {
             u.task_id, u.sid, JSON.stringify(u.from),
           );
         }
+        for (const id of tasks.announce?.artifacts ?? []) announceArtifact.run(id);
+        for (const id of tasks.announce?.exports ?? []) announceExport.run(id);
       }
     });
     return (events, marks, tasks) => tx.immediate(events, marks, tasks);
@@ -503,6 +507,8 @@ export class SqliteStore implements Store {
   async getArtifactExport(oid: string, exportId: string): Promise<ArtifactExportRecord | null> { return this.artifacts.getExport(oid, exportId); }
   async finishArtifactExport(exportId: string, outcome: { state: 'ready'; size: number } | { state: 'failed'; error: string }, at: number): Promise<boolean> { return this.artifacts.finishExport(exportId, outcome, at); }
   async listPendingArtifactExports(): Promise<ArtifactExportRecord[]> { return this.artifacts.listPendingExports(); }
+  async listUnannouncedArtifacts(limit: number): Promise<ArtifactRecord[]> { return this.artifacts.listUnannouncedArtifacts(limit); }
+  async listUnannouncedExports(limit: number): Promise<ArtifactExportRecord[]> { return this.artifacts.listUnannouncedExports(limit); }
   async takeFinishedArtifactExports(createdBefore: number, limit: number): Promise<ArtifactExportRecord[]> { return this.artifacts.takeFinishedExports(createdBefore, limit); }
 
   async getSequenceMark(sid: string): Promise<SequenceMark | null> {
