@@ -5,6 +5,11 @@ import path from 'node:path';
 export interface ServerConfig {
   /** Directory for the embedded store and local state. */
   dataDir: string;
+  /**
+   * Where state and events live: undefined for the embedded SQLite file in dataDir, or a
+   * postgres:// (postgresql://) URL for a PostgreSQL database shared by cluster nodes.
+   */
+  store: string | undefined;
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -93,6 +98,7 @@ export interface ConfigSetting {
 
 export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'dataDir', env: 'PICKET_DATA_DIR', flag: '--data <dir>', default: './data', description: 'Directory holding the embedded store (picket.db) and credentials.json.' },
+  { key: 'store', env: 'PICKET_STORE', flag: '--store <url>', default: '(embedded: <data>/picket.db)', description: 'A postgres://user@host:5432/db URL to keep state and events in PostgreSQL instead of the embedded SQLite file Parameters: ?schema=name (tables in that schema, created if missing) and &pool_size=n (connections per node, default 10).' },
   { key: 'host', env: 'PICKET_HOST', flag: '--host <host>', default: '127.0.0.1', description: 'Address the API and sensor gateway listen on (0.0.0.0 for all interfaces).' },
   { key: 'port', env: 'PICKET_PORT', flag: '--port <port>', default: '4830', description: 'TCP port of the API and the sensor gateway (0 = any free port).' },
   { key: 'publicUrl', env: 'PICKET_PUBLIC_URL', flag: '--public-url <url>', default: '(from host/port)', description: 'URL printed for sensors and the CLI, when behind a proxy or NAT.' },
@@ -135,6 +141,13 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'logLevel', env: 'PICKET_LOG_LEVEL', flag: '--log-level <level>', default: 'info', description: 'pino log level (trace, debug, info, warn, error).' },
 ];
 
+/** undefined or "sqlite" (embedded) stay undefined; a postgres URL is kept; anything else is an error. */
+function parseStoreUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '' || raw === 'sqlite') return undefined;
+  if (!/^postgres(ql)?:\/\//.test(raw)) throw new Error(`PICKET_STORE must be a postgres:// URL (or empty for the embedded store), got "${raw.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  return raw;
+}
+
 function num(name: string, raw: string | undefined, fallback: number, min = 0): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -159,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('TLS needs both a certificate (PICKET_TLS_CERT) and a key (PICKET_TLS_KEY)');
   const config: ServerConfig = {
     dataDir: path.resolve(pick('dataDir', 'PICKET_DATA_DIR') ?? './data'),
+    store: parseStoreUrl(pick('store', 'PICKET_STORE')),
     host: pick('host', 'PICKET_HOST') ?? '127.0.0.1',
     port: num('PICKET_PORT', pick('port', 'PICKET_PORT'), 4830),
     publicUrl: pick('publicUrl', 'PICKET_PUBLIC_URL') || undefined,

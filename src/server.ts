@@ -74,8 +74,15 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const store = openStore(config);
-  await store.migrate();
-  const fresh = await bootstrapStore(store, now());
+  let fresh: Awaited<ReturnType<typeof bootstrapStore>>;
+  try {
+    await store.migrate();
+    fresh = await bootstrapStore(store, now());
+  } catch (err) {
+    // A store that cannot be used (in use by another node, unreachable, too new) must not keep the process alive.
+    await store.close().catch(() => undefined);
+    throw err;
+  }
 
   const metrics = new Metrics();
   const bus = new MemoryBus();

@@ -119,7 +119,8 @@ describe('REST API', () => {
     it('/readyz is 200 while the node is ready and names the store', async () => {
       const res = await raw('GET', '/readyz', { key: null });
       expect(res.status).toBe(200);
-      expect(res.json).toMatchObject({ status: 'ready', store: expect.stringContaining('sqlite') });
+      expect(res.json).toMatchObject({ status: 'ready', store: t.server.store.description });
+      expect(t.server.store.description).toMatch(/^(sqlite|postgres):/);
     });
 
     it('/readyz is 503 NOT_READY with the reason while the node is not ready or the store does not answer', async () => {

@@ -1,5 +1,5 @@
 // A reference sensor process against a server process: enrollment, online state and lifecycle events,
-// exactly as a user runs them from the README.
+// exactly as a user runs them from the README — on the embedded store and on PostgreSQL (--store).
 import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,20 +9,28 @@ import { isUuid } from '../src/domain/ids.js';
 import { apiClient } from './harness/server.js';
 import { startSensorProcess, startServerProcess, type ManagedProcess, type ServerProcess } from './harness/processes.js';
 import { waitFor } from './harness/wait.js';
+import { dropSchema, freshSchemaName, postgresAvailable, storeUrl } from './harness/postgres.js';
 
 interface Envelope {
   routing: Record<string, unknown> & { event_type: string; event_time: number; sid: string };
   event: Record<string, unknown>;
 }
 
-describe('reference sensor lifecycle (real processes)', () => {
+const backends = [
+  { name: 'embedded SQLite', postgres: false, run: true },
+  { name: 'PostgreSQL', postgres: true, run: postgresAvailable },
+];
+
+for (const backend of backends) describe.runIf(backend.run)(`reference sensor lifecycle (real processes, ${backend.name})`, () => {
   let server: ServerProcess;
+  const schema = freshSchemaName('lifecycle');
   let stateDir: string;
   let api: ReturnType<typeof apiClient>;
   const sensors: ManagedProcess[] = [];
 
   beforeAll(async () => {
-    server = await startServerProcess();
+    server = await startServerProcess(backend.postgres ? { args: ['--store', storeUrl(schema)] } : {});
+    if (backend.postgres) expect(server.logs().find((l) => l.msg === 'picket ready')?.store).toContain(`schema ${schema}`);
     stateDir = mkdtempSync(path.join(os.tmpdir(), 'picket-sensor-'));
     api = apiClient(server.url, server.credentials.api_key);
   });
@@ -33,6 +41,7 @@ describe('reference sensor lifecycle (real processes)', () => {
     await server?.exited;
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(server.dataDir, { recursive: true, force: true });
+    if (backend.postgres) await dropSchema(schema);
   });
 
   async function timeline(sid: string): Promise<Envelope[]> {
@@ -142,5 +151,9 @@ describe('reference sensor lifecycle (real processes)', () => {
     expect(types(events).filter((t) => t === 'SHUTTING_DOWN')).toHaveLength(1);
     const one = await api<{ is_online: boolean }>('GET', `/v1/${sid}`);
     expect(one.body.is_online).toBe(false);
+  });
+
+  it.runIf(backend.postgres)('a second node on the same database is refused with a clear error (one node per database until the cluster mode)', async () => {
+    await expect(startServerProcess({ args: ['--store', storeUrl(schema)] })).rejects.toThrow(/another Picket node is running on postgres:.*schema/);
   });
 });

@@ -37,7 +37,9 @@ export interface PicketServer {
 export async function startPicket(env: Record<string, string> = {}, dataDir?: string): Promise<PicketServer> {
   const dir = dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'picket-bench-'));
   const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, 'serve', '--data', dir, '--port', String(port), '--host', '127.0.0.1'], {
+  // PICKET_BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.PICKET_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'serve', '--data', dir, '--port', String(port), '--host', '127.0.0.1'], {
     env: { ...process.env, PICKET_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,9 +1,28 @@
-// Chooses the store backend from configuration. The embedded SQLite file is the default.
+// Chooses the store backend from configuration. The embedded SQLite file is the default; a postgres://
+// URL (PICKET_STORE / --store) puts state and events in PostgreSQL, shared by every node of a cluster.
 import path from 'node:path';
 import type { ServerConfig } from '../config.js';
+import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
 export function openStore(config: ServerConfig): Store {
+  // One node per database until the cluster mode lands (PostgresStoreOptions.singleNode).
+  if (config.store !== undefined) return PostgresStore.open({ ...postgresOptions(config.store), singleNode: true });
   return SqliteStore.open({ path: path.join(config.dataDir, 'picket.db'), synchronous: config.sqliteSync });
+}
+
+/**
+ * Splits Picket's own URL parameters off a postgres:// URL: `schema` (tables in that schema, created if
+ * missing) and `pool_size` (connections per node). The rest of the URL goes to node-pg as it is.
+ */
+export function postgresOptions(raw: string): { url: string; schema?: string; poolSize?: number } {
+  const url = new URL(raw);
+  const schema = url.searchParams.get('schema') ?? undefined;
+  const pool = url.searchParams.get('pool_size');
+  url.searchParams.delete('schema');
+  url.searchParams.delete('pool_size');
+  const poolSize = pool === null ? undefined : Number(pool);
+  if (poolSize !== undefined && (!Number.isInteger(poolSize) || poolSize < 1)) throw new Error(`pool_size in PICKET_STORE must be a positive integer, got "${pool}"`);
+  return { url: url.toString(), ...(schema !== undefined ? { schema } : {}), ...(poolSize !== undefined ? { poolSize } : {}) };
 }

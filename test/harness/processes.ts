@@ -88,7 +88,9 @@ export async function startServerProcess(options: { dataDir?: string; port?: num
   assertBuilt();
   const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'picket-e2e-'));
   const port = options.port ?? (await freePort());
-  const proc = spawn(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1', ...(options.args ?? [])], {
+  // PICKET_TEST_STORE=postgres: the server keeps its data in a schema named after its data directory (see server.ts).
+  const storeArgs = process.env.PICKET_TEST_STORE === 'postgres' && !(options.args ?? []).includes('--store') ? ['--store', await postgresStoreFor(dataDir)] : [];
+  const proc = spawn(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1', ...storeArgs, ...(options.args ?? [])], {
     env: { ...process.env, PICKET_PING_INTERVAL: '0.5', PICKET_LIVENESS_TIMEOUT: '3', PICKET_ALIVE_FLUSH_MS: '200', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -101,6 +103,11 @@ export async function startServerProcess(options: { dataDir?: string; port?: num
   managed.dataDir = dataDir;
   managed.credentials = JSON.parse(readFileSync(path.join(dataDir, 'credentials.json'), 'utf8')) as BootstrapCredentials;
   return managed;
+}
+
+async function postgresStoreFor(dataDir: string): Promise<string> {
+  const { storeUrl, schemaForDataDir } = await import('./postgres.js');
+  return storeUrl(schemaForDataDir(dataDir));
 }
 
 export function startSensorProcess(options: { url?: string; key?: string; stateDir: string; hostname?: string; args?: string[]; env?: Record<string, string> }): ManagedProcess {

@@ -22,6 +22,7 @@ export interface TestServer {
 export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
   return {
     dataDir: overrides.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'picket-test-')),
+    store: undefined,
     host: '127.0.0.1',
     port: 0,
     publicUrl: undefined,
@@ -66,9 +67,21 @@ export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
   };
 }
 
+/**
+ * PICKET_TEST_STORE=postgres runs every in-process test server on the PostgreSQL of this machine: each data
+ * directory gets its own schema (named after it, so a restart on the same directory finds its data again),
+ * dropped with the directory.
+ */
+const onPostgres = process.env.PICKET_TEST_STORE === 'postgres';
+
+
 export async function startTestServer(overrides: Partial<ServerConfig> = {}, options: { logger?: Logger; now?: () => number } = {}): Promise<TestServer> {
   const ownsDir = overrides.dataDir === undefined;
   const config = testConfig(overrides);
+  if (onPostgres && overrides.store === undefined) {
+    const { storeUrl, schemaForDataDir } = await import('./postgres.js');
+    config.store = storeUrl(schemaForDataDir(config.dataDir));
+  }
   const server = await startServer(config, { logger: options.logger ?? silentLogger(), now: options.now });
   const creds: BootstrapCredentials = server.bootstrap ?? (JSON.parse(readFileSync(path.join(config.dataDir, 'credentials.json'), 'utf8')) as BootstrapCredentials);
   return {
@@ -81,7 +94,13 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}, opt
     server,
     async close(opts = {}) {
       await server.close();
-      if (ownsDir && !opts.keepData) rmSync(config.dataDir, { recursive: true, force: true });
+      if (ownsDir && !opts.keepData) {
+        rmSync(config.dataDir, { recursive: true, force: true });
+        if (onPostgres && overrides.store === undefined) {
+          const { dropSchema, schemaForDataDir } = await import('./postgres.js');
+          await dropSchema(schemaForDataDir(config.dataDir));
+        }
+      }
     },
   };
 }

@@ -21,6 +21,10 @@ interface Pending {
 export class UspDocClient {
   readonly controls: Array<Record<string, unknown>> = [];
   readonly errors: string[] = [];
+  /** When each data message was put on the wire (Date.now()), in order. */
+  readonly sentAt: number[] = [];
+  /** When each bo arrived (Date.now()) and for how long, in order. */
+  readonly backoffs: Array<{ at: number; dur: number }> = [];
   connections = 0;
   resent = 0;
   ackedUpTo = 0;
@@ -118,6 +122,7 @@ export class UspDocClient {
           break;
         }
         case 'bo':
+          this.backoffs.push({ at: Date.now(), dur: control.dur! });
           this.backoffUntil = Date.now() + control.dur! * 1000;
           break;
         case 're':
@@ -147,6 +152,7 @@ export class UspDocClient {
       const p = this.unacked[this.cursor]!;
       const last = this.cursor === this.unacked.length - 1 || this.cursor === inFlightLimit - 1;
       this.ws.send(this.encode(p, last));
+      this.sentAt.push(Date.now());
       this.cursor++;
     }
   }

@@ -37,12 +37,14 @@ export function registerCloudAdapterRoutes(app: ApiApp, ctx: ApiContext): void {
 
   function withStatus(config: CloudAdapterConfig): Record<string, unknown> {
     const s = adapters.status(config.oid, config.name);
+    // The stored configuration is the truth about "disabled": a runner may still be winding down for a moment
+    // after the store marked it disabled, and must not show as retrying meanwhile.
     return {
       ...adapters.view(config),
       sid: cloudAdapterSid(config.oid, config.name),
-      status: s
+      status: s && config.enabled
         ? { state: s.state, failures: s.failures, failing_since: iso(s.failing_since), last_error: s.last_error, last_error_at: iso(s.last_error_at), events: s.events }
-        : { state: config.enabled ? 'stopped' : 'disabled', failures: 0, failing_since: null, last_error: config.disabled_error, last_error_at: iso(config.disabled_at), events: 0 },
+        : { state: config.enabled ? 'stopped' : 'disabled', failures: s?.failures ?? 0, failing_since: null, last_error: config.disabled_error, last_error_at: iso(config.disabled_at), events: s?.events ?? 0 },
     };
   }
 

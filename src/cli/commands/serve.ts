@@ -1,4 +1,4 @@
-// `picket serve`: runs a Picket node on the embedded store until SIGTERM/SIGINT.
+// `picket serve`: runs a Picket node (embedded store, or PostgreSQL with --store) until SIGTERM/SIGINT.
 import type { Command } from 'commander';
 import { CONFIG_SETTINGS, loadConfig, type ServerConfig } from '../../config.js';
 import { startServer, type RunningServer } from '../../server.js';
@@ -8,7 +8,7 @@ type ServeOptions = Partial<Record<keyof ServerConfig, string | boolean>> & { cr
 export function registerServeCommand(program: Command): void {
   const serve = program
     .command('serve')
-    .description('Run the Picket cloud: REST API and sensor gateway on one port, events in the embedded SQLite store.')
+    .description('Run the Picket cloud: REST API and sensor gateway on one port; state and events in the embedded SQLite store (default) or PostgreSQL (--store).')
     .addHelpText('after', `\nEvery option can also be set with its environment variable:\n${CONFIG_SETTINGS.map((s) => `  ${s.env.padEnd(28)} ${s.flag}`).join('\n')}`);
   for (const s of CONFIG_SETTINGS) {
     if (s.key === 'writeCredentialsFile') continue;

@@ -213,7 +213,7 @@ export class SensorSession implements RegisteredSession {
       }
       // A previous session of this sensor may still have a batch being committed; its mark must be read after it.
       await this.ctx.commitsOf(sensor.sid);
-      if (this.isClosed()) return;
+      if (this.isClosed()) return this.storeUnwelcomed(lifecycle);
       const mark = await this.ctx.store.getSequenceMark(sensor.sid);
       this.storedSeqAtWelcome = mark && mark.stream_id === this.streamId ? mark.seq : 0;
       this.lastSeq = this.storedSeqAtWelcome;
@@ -224,9 +224,23 @@ export class SensorSession implements RegisteredSession {
       this.ctx.logger.error({ err, sid: sensor.sid }, 'sensor admission failed');
       return this.fail(CloseCode.tryAgainLater, 'server error during admission; retry later', 'admission_error');
     }
-    if (this.isClosed()) return;
+    if (this.isClosed()) return this.storeUnwelcomed(lifecycle);
 
-    this.track(this.ctx.writer.submit(lifecycle)).catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not store CONNECTED'));
+    // CONNECTED (and enrollment, clone, crash) are durable before the welcome: whoever reads the timeline
+    // after a sensor is welcomed finds them, on every store, and they precede the sensor's own events.
+    try {
+      await this.track(this.ctx.writer.submit(lifecycle));
+    } catch (err) {
+      this.ws.resume();
+      this.ctx.logger.error({ err, sid: sensor.sid }, 'could not store CONNECTED');
+      return this.fail(CloseCode.tryAgainLater, 'server error during admission; retry later', 'admission_error');
+    }
+    if (this.isClosed()) {
+      // The socket went away while CONNECTED was committed: close the pair on the timeline.
+      this.track(this.ctx.writer.submit([disconnectedEvent(this.template, 'connection lost before the welcome', this.ctx.now())]))
+        .catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not store DISCONNECTED'));
+      return;
+    }
     this.ctx.alive.touch(sensor.sid, now);
 
     const welcome: WelcomeMessage = {
@@ -317,13 +331,27 @@ export class SensorSession implements RegisteredSession {
       const s = admission.sensor;
       error.identity = { oid: s.oid, iid: s.iid, sid: s.sid, secret: admission.enrolledSecret };
     }
-    if (events.length > 0) this.track(this.ctx.writer.submit(events)).catch((err: unknown) => this.ctx.logger.error({ err, sid }, 'could not store a deployment event'));
+    if (events.length > 0) {
+      // Stored before the refusal is sent, so the sensor's retry and any reader see them.
+      try {
+        await this.track(this.ctx.writer.submit(events));
+      } catch (err) {
+        this.ctx.logger.error({ err, sid }, 'could not store a deployment event');
+      }
+    }
     if (this.isClosed() || this.closeReason !== null) return;
     this.ctx.metrics.sessionsRefused.inc({ reason: metric });
     this.ctx.logger.warn({ sid, oid: admission.sensor.oid, hostname: this.hostname, ext_ip: this.ext_ip, code: error.code, reason: error.message }, 'sensor refused');
     this.closeReason = reasonForCode(error.code, error.message);
     this.send(error);
     this.ws.close(error.code, truncateReason(error.message));
+  }
+
+  /** The socket closed during admission: what was already decided (an enrollment, a clone notice) is still stored. */
+  private storeUnwelcomed(lifecycle: PipelineEvent[]): void {
+    const decided = lifecycle.filter((e) => e.event_type !== 'CONNECTED');
+    if (decided.length === 0) return;
+    this.track(this.ctx.writer.submit(decided)).catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not store a deployment event'));
   }
 
   /** sensor_clone, at most once per sensor per notice window (the caller records the sensor's issue either way). */

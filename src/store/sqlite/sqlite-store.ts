@@ -8,7 +8,7 @@ import { StoreNotFoundError } from '../errors.js';
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
-import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from './cursor.js';
+import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from '../cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
 import { OutputTables } from './output-tables.js';
 import { CloudAdapterTables } from './cloud-adapter-tables.js';

@@ -11,7 +11,7 @@
 // A cursor narrows the range itself (the bound becomes the cursor's event_time) and only the rows tied
 // with it at that event_time are skipped by seq, so deep pages cost the same as the first one.
 import type { StreamQuery, TimelineQuery } from '../store.js';
-import type { TimelineCursor } from './cursor.js';
+import type { TimelineCursor } from '../cursor.js';
 
 export interface TimelineShape {
   eventType: boolean;

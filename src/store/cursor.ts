@@ -1,6 +1,8 @@
 // Opaque paging cursors: base64url of a small JSON object. Callers must treat them as opaque; decoding
 // validates the shape so a mangled or foreign cursor is an InvalidCursorError, never a wrong page.
-import { InvalidCursorError } from '../errors.js';
+// Backend-neutral: the SQLite and PostgreSQL stores page in the same (key, tie-breaker) orders, so both
+// issue and accept the same cursors.
+import { InvalidCursorError } from './errors.js';
 
 /** Position after the last row of a timeline page: its (event_time, seq), and the direction it was read in. */
 export interface TimelineCursor {
@@ -50,4 +52,20 @@ export function decodeSensorCursor(cursor: string): SensorCursor {
   const v = decode(cursor);
   if (v.k !== 's' || typeof v.s !== 'string' || v.s === '') throw new InvalidCursorError('invalid sensor list cursor');
   return { sid: v.s };
+}
+
+/** Position after the last artifact of a page: its (created, log_id). Same format as the SQLite artifact cursor. */
+export interface ArtifactCursor {
+  created: number;
+  logId: string;
+}
+
+export function encodeArtifactCursor(c: ArtifactCursor): string {
+  return encode({ k: 'a', t: c.created, id: c.logId });
+}
+
+export function decodeArtifactCursor(cursor: string): ArtifactCursor {
+  const v = decode(cursor);
+  if (v.k !== 'a' || !Number.isSafeInteger(v.t) || typeof v.id !== 'string') throw new InvalidCursorError('invalid artifact cursor');
+  return { created: v.t as number, logId: v.id };
 }
