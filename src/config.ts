@@ -10,6 +10,17 @@ export interface ServerConfig {
    * postgres:// (postgresql://) URL for a PostgreSQL database shared by cluster nodes.
    */
   store: string | undefined;
+  /**
+   * A nats:// URL (comma-separated for several servers): the cluster mode, with NATS JetStream as the
+   * event bus and node-to-node channel. Needs a PostgreSQL store. undefined: one node, in-process bus.
+   */
+  bus: string | undefined;
+  /** This node's name in the cluster (default: random per start). */
+  nodeId: string | undefined;
+  /** A cluster node silent this long (seconds) is dead: its sessions are closed on its behalf. */
+  clusterNodeTimeoutS: number;
+  /** Hours the JetStream stream keeps events (the bus, not the store). */
+  busRetentionH: number;
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -99,6 +110,10 @@ export interface ConfigSetting {
 export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'dataDir', env: 'PICKET_DATA_DIR', flag: '--data <dir>', default: './data', description: 'Directory holding the embedded store (picket.db) and credentials.json.' },
   { key: 'store', env: 'PICKET_STORE', flag: '--store <url>', default: '(embedded: <data>/picket.db)', description: 'A postgres://user@host:5432/db URL to keep state and events in PostgreSQL instead of the embedded SQLite file Parameters: ?schema=name (tables in that schema, created if missing) and &pool_size=n (connections per node, default 10).' },
+  { key: 'bus', env: 'PICKET_BUS', flag: '--bus <url>', default: '(none: one node)', description: 'A nats://host:4222 URL (comma-separated for several servers) to run as one node of a cluster: NATS JetStream carries the event bus and node-to-node messages. Needs a postgres:// store shared by every node (docs/scaling.md).' },
+  { key: 'nodeId', env: 'PICKET_NODE_ID', flag: '--node-id <name>', default: '(random per start)', description: 'This node\'s name in the cluster (letters, digits, - and _).' },
+  { key: 'clusterNodeTimeoutS', env: 'PICKET_CLUSTER_NODE_TIMEOUT', flag: '--cluster-node-timeout <seconds>', default: '10', description: 'A cluster node whose heartbeat is older than this is dead: the leader closes its sessions (DISCONNECTED) on its behalf.' },
+  { key: 'busRetentionH', env: 'PICKET_BUS_RETENTION_H', flag: '--bus-retention-h <hours>', default: '168', description: 'Hours the JetStream stream of the cluster keeps events for outputs and live streams (the store keeps them longer).' },
   { key: 'host', env: 'PICKET_HOST', flag: '--host <host>', default: '127.0.0.1', description: 'Address the API and sensor gateway listen on (0.0.0.0 for all interfaces).' },
   { key: 'port', env: 'PICKET_PORT', flag: '--port <port>', default: '4830', description: 'TCP port of the API and the sensor gateway (0 = any free port).' },
   { key: 'publicUrl', env: 'PICKET_PUBLIC_URL', flag: '--public-url <url>', default: '(from host/port)', description: 'URL printed for sensors and the CLI, when behind a proxy or NAT.' },
@@ -148,6 +163,21 @@ function parseStoreUrl(raw: string | undefined): string | undefined {
   return raw;
 }
 
+/** undefined or empty: no cluster; otherwise one or more nats:// (or tls://) server URLs. */
+function parseBusUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  for (const server of raw.split(',')) {
+    if (!/^(nats|tls):\/\/[^\s]+$/.test(server.trim())) throw new Error(`PICKET_BUS must be nats://host:port (comma-separated for several servers), got "${server.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  }
+  return raw;
+}
+
+function parseNodeId(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new Error(`PICKET_NODE_ID may hold letters, digits, "-" and "_" (at most 64), got "${raw}"`);
+  return raw;
+}
+
 function num(name: string, raw: string | undefined, fallback: number, min = 0): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -173,6 +203,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const config: ServerConfig = {
     dataDir: path.resolve(pick('dataDir', 'PICKET_DATA_DIR') ?? './data'),
     store: parseStoreUrl(pick('store', 'PICKET_STORE')),
+    bus: parseBusUrl(pick('bus', 'PICKET_BUS')),
+    nodeId: parseNodeId(pick('nodeId', 'PICKET_NODE_ID')),
+    clusterNodeTimeoutS: num('PICKET_CLUSTER_NODE_TIMEOUT', pick('clusterNodeTimeoutS', 'PICKET_CLUSTER_NODE_TIMEOUT'), 10, 1),
+    busRetentionH: num('PICKET_BUS_RETENTION_H', pick('busRetentionH', 'PICKET_BUS_RETENTION_H'), 168, 1),
     host: pick('host', 'PICKET_HOST') ?? '127.0.0.1',
     port: num('PICKET_PORT', pick('port', 'PICKET_PORT'), 4830),
     publicUrl: pick('publicUrl', 'PICKET_PUBLIC_URL') || undefined,

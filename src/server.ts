@@ -23,6 +23,7 @@ import { OUTPUT_MODULES } from './sinks/outputs/modules/index.js';
 import { CloudAdapterManager } from './sources/cloud-adapters/cloud-adapter-manager.js';
 import { SensorGateway } from './sources/gateway/sensor-gateway.js';
 import { SessionRegistry } from './sources/gateway/session-registry.js';
+import { LocalAdmission } from './sources/gateway/session-admission.js';
 import { BillingEmitter } from './sources/platform/billing-emitter.js';
 import { ScheduleTicker } from './sources/platform/schedule-ticker.js';
 import { ArtifactService } from './services/artifact-service.js';
@@ -97,7 +98,8 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     { queueEvents: config.backoffQueueEvents, latencyMs: config.backoffLatencyMs, lagBackoffS: config.backoffSeconds, orgEpsLimit: config.orgEpsLimit },
     () => ({ pendingEvents: writer.pendingEvents, oldestWaitMs: writer.oldestWaitMs() }),
   );
-  const gateway = new SensorGateway({ config, store, writer, registry, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), runtime: receivedBy(runtime, usage), now });
+  const admission = new LocalAdmission(registry);
+  const gateway = new SensorGateway({ config, store, writer, registry, admission, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), runtime: receivedBy(runtime, usage), now });
   const outputs = new OutputManager({
     store, bus, metrics, logger: logger.child({ component: 'outputs' }), modules: OUTPUT_MODULES, dataDir: config.dataDir, now, usage,
     policy: {

@@ -73,13 +73,13 @@ suite('PostgresStore', () => {
   describe('PostgreSQL specifics', () => {
     it('a single-node store refuses a second node on the same schema until the first closes', async () => {
       const schema = newSchema();
-      const first = PostgresStore.open({ url: URL, schema, poolSize: 2, singleNode: true });
+      const first = PostgresStore.open({ url: URL, schema, poolSize: 2, nodeMode: 'single' });
       await first.migrate();
-      const second = PostgresStore.open({ url: URL, schema, poolSize: 2, singleNode: true });
+      const second = PostgresStore.open({ url: URL, schema, poolSize: 2, nodeMode: 'single' });
       await expect(second.migrate()).rejects.toThrow(StoreInUseError);
       await expect(second.migrate()).rejects.toThrow(/another Picket node is running/);
       // Another schema of the same database is another installation: not blocked.
-      const elsewhere = PostgresStore.open({ url: URL, schema: newSchema(), poolSize: 2, singleNode: true });
+      const elsewhere = PostgresStore.open({ url: URL, schema: newSchema(), poolSize: 2, nodeMode: 'single' });
       await elsewhere.migrate();
       await elsewhere.close();
       await first.close();
@@ -93,7 +93,7 @@ suite('PostgresStore', () => {
       );
       expect(rows).toHaveLength(1);
       for (const { pid } of rows) await admin().query('SELECT pg_terminate_backend($1)', [pid]);
-      await waitFor(async () => second.ping().then(() => false, (err: Error) => /single-node lock/.test(err.message)), { message: 'ping to report the lost lock' });
+      await waitFor(async () => second.ping().then(() => false, (err: Error) => /lost the connection holding the node lock/.test(err.message)), { message: 'ping to report the lost lock' });
       await second.close();
     });
 

@@ -15,10 +15,13 @@ export interface BootstrapCredentials {
 export async function bootstrapStore(store: Store, now: number): Promise<Omit<BootstrapCredentials, 'url'> | null> {
   if ((await store.listOrgs()).length > 0) return null;
   const oid = newId();
-  await store.createOrg({ oid, name: 'default', quota: null, created: now });
   const api = newToken();
-  await store.createApiKey({ key_id: api.id, oid, name: 'bootstrap-admin', role: 'root', secret_hash: api.hash, created: now });
   const inst = newToken();
-  await store.createInstallationKey({ iid: inst.id, oid, desc: 'default installation key', tags: [], secret_hash: inst.hash, created: now });
-  return { oid, api_key: api.token, installation_key: inst.token };
+  const created = await store.bootstrapFirstOrg(
+    { oid, name: 'default', quota: null, created: now },
+    { key_id: api.id, oid, name: 'bootstrap-admin', role: 'root', secret_hash: api.hash, created: now },
+    { iid: inst.id, oid, desc: 'default installation key', tags: [], secret_hash: inst.hash, created: now },
+  );
+  // Another node of the cluster created the first organization meanwhile: its credentials are its own.
+  return created ? { oid, api_key: api.token, installation_key: inst.token } : null;
 }

@@ -13,7 +13,10 @@ export interface LiveSessionInfo {
 }
 
 export interface FleetPresence {
+  /** From what this node knows now (in a cluster: its own sessions and the others' as last broadcast). */
   isOnline(sid: string): boolean;
+  /** Authoritative, asking the cluster's shared state where there is one. */
+  checkOnline(sid: string): Promise<boolean>;
   session(sid: string): LiveSessionInfo | undefined;
   onlineSids(oid: string): string[];
   onlineCount(oid: string): number;
@@ -23,6 +26,6 @@ export interface FleetPresence {
   requestReconnect(sid: string, reason: string): boolean;
   /** The sensor's tags changed: events routed from now on carry this snapshot. */
   tagsChanged(sid: string, tags: string[]): void;
-  /** Sends a task over the sensor's live session; false when it has none (or it is not open yet). */
-  sendTask(sid: string, task: TaskMessage): boolean;
+  /** Sends a task over the sensor's live session, wherever it is; false when it has none (or it is not open yet). */
+  sendTask(sid: string, task: TaskMessage): Promise<boolean>;
 }

@@ -63,7 +63,7 @@ export class Tasking {
   async submit(sensor: SensorRecord, commands: ReadonlyArray<string>, options: { investigationId?: string | undefined; ttlS?: number | undefined }): Promise<TaskRecord[]> {
     const { presence, now } = this.deps;
     const t = now();
-    const online = presence.isOnline(sensor.sid);
+    const online = await presence.checkOnline(sensor.sid);
     if (!online && options.ttlS === undefined) {
       throw new SensorOfflineError(`sensor ${sensor.sid} is offline: give a ttl (seconds) to queue the task until it connects`);
     }
@@ -100,7 +100,7 @@ export class Tasking {
       expiry: Math.floor((task.expires ?? task.created + LIVE_TASK_EXPIRY_MS) / 1000),
       ...(task.investigation_id !== null ? { investigation_id: task.investigation_id } : {}),
     };
-    if (this.deps.presence.sendTask(task.sid, message)) return true;
+    if (await this.deps.presence.sendTask(task.sid, message)) return true;
     await this.deps.store.updateTask(task.task_id, ['sent'], { state: task.expires !== null ? 'queued' : 'expired', at: this.deps.now() });
     return false;
   }

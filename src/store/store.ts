@@ -147,6 +147,12 @@ export interface Store {
 
   // Organizations
   createOrg(org: Org): Promise<void>;
+  /**
+   * First start: creates the organization with its first API key and installation key, atomically, only
+   * when the store holds no organization yet (several cluster nodes starting on an empty database: one
+   * wins). Returns whether it created them.
+   */
+  bootstrapFirstOrg(org: Org, apiKey: ApiKeyRecord, installationKey: InstallationKeyRecord): Promise<boolean>;
   getOrg(oid: string): Promise<Org | null>;
   listOrgs(): Promise<Org[]>;
   /** Sets the quota and returns the previous one, in one atomic step (null = unlimited). Throws StoreNotFoundError. */

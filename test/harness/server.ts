@@ -23,6 +23,10 @@ export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
   return {
     dataDir: overrides.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'picket-test-')),
     store: undefined,
+    bus: undefined,
+    nodeId: undefined,
+    clusterNodeTimeoutS: 10,
+    busRetentionH: 168,
     host: '127.0.0.1',
     port: 0,
     publicUrl: undefined,

@@ -231,7 +231,7 @@ export class OutputWorker {
   private count(records: ReadonlyArray<OutputRecord>): void {
     this.deps.metrics.outputEventsSent.inc({ module: this.config.module }, records.length);
     let bytes = 0;
-    for (const r of records) bytes += r.json.length;
+    for (const r of records) bytes += Buffer.byteLength(r.json, 'utf8');
     this.deps.metrics.outputBytesSent.inc({ oid: this.config.oid, module: this.config.module }, bytes);
     this.deps.usage?.sent(this.config.oid, this.config.name, bytes);
   }

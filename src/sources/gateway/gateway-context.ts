@@ -9,6 +9,7 @@ import type { RefusalBackoff } from '../../services/refusal-backoff.js';
 import type { ReceivedUsage } from '../../services/sensor-runtime.js';
 import type { Tasking } from '../../services/tasking.js';
 import type { Store } from '../../store/store.js';
+import type { SessionAdmission } from './session-admission.js';
 import type { SessionRegistry } from './session-registry.js';
 
 export interface GatewayContext {
@@ -16,6 +17,8 @@ export interface GatewayContext {
   store: Store;
   writer: EventWriter;
   registry: SessionRegistry;
+  /** Takes a slot for a new session (quota, clones, replacement), on this node or across the cluster. */
+  admission: SessionAdmission;
   alive: AliveTracker;
   /** Growing retry-after for sensors refused over quota or as a clone. */
   refusals: RefusalBackoff;

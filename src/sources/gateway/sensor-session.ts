@@ -12,12 +12,13 @@ import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
 import { answerUpdates, ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
 import type { Org, SensorIssue, SensorRecord } from '../../domain/records.js';
-import { decideAdmission, type AdmissionVerdict } from '../../services/admission-policy.js';
+import type { AdmissionVerdict } from '../../services/admission-policy.js';
 import { AdmissionError, authenticateSensor, hostFromHello, type Admission } from '../../services/sensor-admission.js';
 import { deletedSensorEvent, sensorCloneEvent, sensorCrashEvent, sensorOverQuotaEvent } from '../platform/deployment-events.js';
 import { backoffEvent } from '../platform/flow-control-events.js';
 import { connectedEvent, disconnectedEvent, enrollmentEvent } from '../platform/lifecycle-events.js';
 import type { GatewayContext } from './gateway-context.js';
+import type { AdmissionOutcome } from './session-admission.js';
 import type { RegisteredSession } from './session-registry.js';
 import type { InboundBatch, SessionHello, SessionWire } from './session-wire.js';
 
@@ -35,6 +36,7 @@ export class SensorSession implements RegisteredSession {
   sid = '';
   oid = '';
   connected_at = 0;
+  readonly sessionId = newId();
   hostname = '';
   fingerprint = '';
   readonly ext_ip: string;
@@ -189,20 +191,32 @@ export class SensorSession implements RegisteredSession {
       lifecycle.push(enrollmentEvent(this.template, now));
     }
 
-    // Decision and registration in one synchronous step: no other hello can be counted in between.
-    const live = this.ctx.registry.get(sensor.sid);
-    const verdict = decideAdmission({
-      sensor, presented: { hostname: hello.host.hostname, fingerprint: hello.host.fingerprint }, enrolled: admission.enrolled,
-      live, onlineInOrg: this.ctx.registry.onlineCount(sensor.oid), quota: org?.quota ?? null,
-    });
+    // Decision and registration in one step no other hello can interleave with (session-admission.ts).
+    this.connected_at = now;
+    let outcome: AdmissionOutcome;
+    try {
+      outcome = await this.ctx.admission.admit(this, {
+        sensor, presented: { hostname: hello.host.hostname, fingerprint: hello.host.fingerprint }, enrolled: admission.enrolled, quota: org?.quota ?? null,
+      });
+    } catch (err) {
+      this.ws.resume();
+      this.ctx.logger.error({ err, sid: sensor.sid }, 'sensor admission failed');
+      this.storeUnwelcomed(lifecycle);
+      return this.fail(CloseCode.tryAgainLater, 'server error during admission; retry later', 'admission_error');
+    }
+    const verdict = outcome.verdict;
     if (verdict.kind !== 'admit') {
       this.ws.resume();
       return this.refuse(verdict, admission, lifecycle, now);
     }
-    this.ctx.registry.add(this);
-    if (live) live.close(CloseCode.replaced, 'replaced by a newer session of the same sensor');
+    if (this.isClosed()) {
+      // The socket went away while the cluster decided: free the slot just taken.
+      this.ctx.admission.release(this);
+      return this.storeUnwelcomed(lifecycle);
+    }
+    // The previous session was on a node that is gone: its DISCONNECTED comes from here, before CONNECTED.
+    if (outcome.orphaned) lifecycle.push(disconnectedEvent(this.template, 'node_lost: the node holding the previous session is gone', now));
     this.ctx.refusals.admitted(sensor.sid);
-    this.connected_at = now;
 
     try {
       await this.ctx.store.updateSensorHost(sensor.sid, hostFromHello(hello, this.ext_ip), now);
@@ -496,7 +510,7 @@ export class SensorSession implements RegisteredSession {
     this.ctx.metrics.sessionsClosed.inc({ reason: why.split(':')[0]!.slice(0, 32) });
     if (wasOpen && this.template) {
       this.ctx.metrics.sessionsActive.dec();
-      this.ctx.registry.remove(this);
+      this.ctx.admission.release(this);
       const now = this.ctx.now();
       this.ctx.alive.touch(this.sid, now);
       this.ctx.logger.info({ sid: this.sid, code, reason: why }, 'sensor disconnected');
@@ -506,7 +520,7 @@ export class SensorSession implements RegisteredSession {
         this.ctx.logger.error({ err, sid: this.sid }, 'could not store DISCONNECTED');
       }
     } else if (this.sid) {
-      this.ctx.registry.remove(this);
+      this.ctx.admission.release(this);
     }
     this.resolveClosed();
   }

@@ -5,6 +5,8 @@ import type { FleetPresence, LiveSessionInfo } from '../../services/presence.js'
 
 /** What the registry needs from a live session. */
 export interface RegisteredSession extends LiveSessionInfo {
+  /** Unique per session (a reconnect of the same sensor is another session). */
+  readonly sessionId: string;
   /** Host fingerprint the live session presented ('' when the sensor sends none). */
   fingerprint: string;
   close(code: number, reason: string): void;
@@ -87,7 +89,11 @@ export class SessionRegistry implements FleetPresence {
     this.bySid.get(sid)?.setTags(tags);
   }
 
-  sendTask(sid: string, task: TaskMessage): boolean {
+  async sendTask(sid: string, task: TaskMessage): Promise<boolean> {
     return this.bySid.get(sid)?.sendTask(task) ?? false;
+  }
+
+  async checkOnline(sid: string): Promise<boolean> {
+    return this.bySid.has(sid);
   }
 }

@@ -150,6 +150,10 @@ export const LOCK = {
   schema: 0x5049_4b04,
   /** The one node running on a schema (session-scoped, held while the node runs; see postgres-store.ts). */
   node: 0x5049_4b05,
+  /** Creating the first organization of an empty store (several nodes starting at once). */
+  bootstrap: 0x5049_4b06,
+  /** The cluster's leader (session-scoped, held by one node while it leads; see src/cluster/leadership.ts). */
+  leader: 0x5049_4b07,
 } as const;
 
 /**

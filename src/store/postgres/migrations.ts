@@ -310,6 +310,44 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO event_log_head (id, seq) VALUES (1, 0);
     `,
   },
+  {
+    version: 2,
+    name: 'cluster mode',
+    sql: `
+      -- Nodes of a cluster (cluster-tables.ts): heartbeats in the database's clock, so nodes' clocks never matter.
+      CREATE TABLE cluster_nodes (
+        node_id   ${ID} PRIMARY KEY,
+        url       TEXT NOT NULL,
+        started   BIGINT NOT NULL,
+        heartbeat BIGINT NOT NULL
+      );
+
+      -- One row per live sensor session in the cluster: online status and quota across nodes.
+      CREATE TABLE cluster_sessions (
+        sid          ${ID} PRIMARY KEY,
+        oid          ${ID} NOT NULL,
+        node_id      ${ID} NOT NULL,
+        session_id   ${ID} NOT NULL,
+        connected_at BIGINT NOT NULL,
+        ext_ip       TEXT NOT NULL,
+        hostname     TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL
+      );
+      CREATE INDEX cluster_sessions_by_org ON cluster_sessions (oid);
+      CREATE INDEX cluster_sessions_by_node ON cluster_sessions (node_id);
+
+      -- How far the leader's relay has published the event log to the bus (one row). NULL until a cluster
+      -- first runs: it then starts at the end of the log (what a single node stored before is not replayed).
+      CREATE TABLE bus_relay (
+        id  SMALLINT PRIMARY KEY CHECK (id = 1),
+        seq BIGINT
+      );
+      INSERT INTO bus_relay (id, seq) VALUES (1, NULL);
+
+      -- The relay reads the whole log in position order.
+      CREATE INDEX events_by_seq ON events (seq);
+    `,
+  },
 ];
 
 const TRACKING_TABLE = `

@@ -21,12 +21,14 @@ import { StoreNotFoundError } from '../errors.js';
 import { decodeTimelineCursor, encodeTimelineCursor } from '../cursor.js';
 import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
 import { pageSize } from './batches.js';
-import { createPool, ensureSchema, LOCK, redactUrl, run, withTransaction, type PostgresConnectionOptions } from './connection.js';
+import { createPool, ensureSchema, LOCK, lockXact, redactUrl, run, withTransaction, type PostgresConnectionOptions } from './connection.js';
 import { groupCommit } from './event-log.js';
 import { migrate as applyMigrations } from './migrations.js';
 import { EventPartitions } from './partitions.js';
 import { toApiKey, toInstallationKey, toOrg, type InstallationKeyRow } from './rows.js';
 import { ArtifactTables } from './artifact-tables.js';
+import { ClusterTables } from './cluster-tables.js';
+import type { ClusterStore } from '../cluster-store.js';
 import { CloudAdapterTables } from './cloud-adapter-tables.js';
 import { OutputTables } from './output-tables.js';
 import { SensorTables } from './sensor-tables.js';
@@ -36,15 +38,17 @@ import { UsageTables } from './usage-tables.js';
 
 export interface PostgresStoreOptions extends PostgresConnectionOptions {
   /**
-   * Refuse to run beside another node on the same schema (held by migrate() until close()). A Picket node
-   * keeps per-node truths (who is online, quota, schedule ticks, output delivery) in memory: two nodes on one
-   * database would each enforce quota alone and deliver every output twice. Until the cluster mode shares
-   * those truths, `picket serve` opens the store with this set.
+   * How this node shares the schema (a session advisory lock taken by migrate(), held until close()):
+   * - "single": alone. A node outside the cluster mode keeps per-node truths (who is online, quota,
+   *   schedule ticks, output delivery) in memory, so a second node on the schema — single or clustered —
+   *   is refused (exclusive lock).
+   * - "cluster": with the other nodes of a cluster (shared lock): a single node cannot start beside them.
+   * Omitted: no lock (tests and tools that open a store next to a running node).
    */
-  singleNode?: boolean;
+  nodeMode?: 'single' | 'cluster';
 }
 
-/** Another node holds the schema (PostgresStoreOptions.singleNode). */
+/** Another node holds the schema in a way this one cannot join (PostgresStoreOptions.nodeMode). */
 export class StoreInUseError extends Error {
   override readonly name = 'StoreInUseError';
 }
@@ -69,12 +73,14 @@ export class PostgresStore implements Store {
   private readonly cloudAdapters: CloudAdapterTables;
   private readonly usage: UsageTables;
   private readonly artifacts: ArtifactTables;
+  /** The cluster mode's tables (nodes, sessions, relay position). */
+  readonly cluster: ClusterStore;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string | undefined,
     url: string,
-    private readonly singleNode: boolean,
+    private readonly nodeMode: 'single' | 'cluster' | undefined,
   ) {
     this.description = `${redactUrl(url)}${schema !== undefined ? ` (schema ${schema})` : ''}`;
     this.partitions = new EventPartitions(pool);
@@ -84,16 +90,17 @@ export class PostgresStore implements Store {
     this.cloudAdapters = new CloudAdapterTables(pool);
     this.usage = new UsageTables(pool, this.partitions);
     this.artifacts = new ArtifactTables(pool);
+    this.cluster = new ClusterTables(pool);
   }
 
   /** Creates the pool; nothing connects until the first call (normally migrate()). */
   static open(opts: PostgresStoreOptions): PostgresStore {
-    return new PostgresStore(createPool(opts), opts.schema, opts.url, opts.singleNode ?? false);
+    return new PostgresStore(createPool(opts), opts.schema, opts.url, opts.nodeMode);
   }
 
   async migrate(): Promise<void> {
     if (this.schema !== undefined) await ensureSchema(this.pool, this.schema);
-    if (this.singleNode && !this.nodeLock) await this.claimNode();
+    if (this.nodeMode !== undefined && !this.nodeLock) await this.claimNode(this.nodeMode);
     await applyMigrations(this.pool);
     // The months appends are about to need, so the usual append never creates a partition.
     const now = new Date();
@@ -101,16 +108,19 @@ export class PostgresStore implements Store {
     await this.partitions.ensure(months);
   }
 
-  /** Takes the session-scoped single-node lock on a connection kept out of the pool until close(). */
-  private async claimNode(): Promise<void> {
+  /** Takes the session-scoped node lock (exclusive alone, shared in a cluster) on a connection kept out of the pool until close(). */
+  private async claimNode(mode: 'single' | 'cluster'): Promise<void> {
     const client = await this.pool.connect();
     try {
+      const fn = mode === 'single' ? 'pg_try_advisory_lock' : 'pg_try_advisory_lock_shared';
       const { rows } = await client.query<{ ok: boolean }>(
-        "SELECT pg_try_advisory_lock($1, hashtext(COALESCE(current_schema(), ''))) AS ok", [LOCK.node],
+        `SELECT ${fn}($1, hashtext(COALESCE(current_schema(), ''))) AS ok`, [LOCK.node],
       );
       if (!rows[0]?.ok) {
         throw new StoreInUseError(
-          `another Picket node is running on ${this.description}; several nodes on one database need the cluster mode, which is not available yet`,
+          mode === 'single'
+            ? `another Picket node is running on ${this.description}; several nodes on one database need the cluster mode (--bus nats://…) on every node`
+            : `a single Picket node (without --bus) is running on ${this.description}; stop it before starting cluster nodes`,
         );
       }
     } catch (err) {
@@ -126,7 +136,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    if (this.nodeLockLost) throw new Error(`lost the connection holding the single-node lock: ${this.nodeLockLost.message}`);
+    if (this.nodeLockLost) throw new Error(`lost the connection holding the node lock: ${this.nodeLockLost.message}`);
     await this.pool.query('SELECT 1');
   }
 
@@ -143,6 +153,18 @@ export class PostgresStore implements Store {
 
   async createOrg(org: Org): Promise<void> {
     await run(this.pool, 'INSERT INTO orgs (oid, name, quota, created) VALUES ($1, $2, $3, $4)', [org.oid, org.name, org.quota, org.created]);
+  }
+
+  /** Serialised by an advisory lock: nodes starting together on an empty database create one organization. */
+  async bootstrapFirstOrg(org: Org, apiKey: ApiKeyRecord, key: InstallationKeyRecord): Promise<boolean> {
+    return withTransaction(this.pool, async (client) => {
+      await lockXact(client, LOCK.bootstrap);
+      if ((await run(client, 'SELECT 1 FROM orgs LIMIT 1')).rows.length > 0) return false;
+      await run(client, 'INSERT INTO orgs (oid, name, quota, created) VALUES ($1, $2, $3, $4)', [org.oid, org.name, org.quota, org.created]);
+      await run(client, `INSERT INTO api_keys (${API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)`, [apiKey.key_id, apiKey.oid, apiKey.name, apiKey.role, apiKey.secret_hash, apiKey.created]);
+      await run(client, `INSERT INTO installation_keys (${INSTALLATION_KEY_COLUMNS}) VALUES ($1, $2, $3, $4::text[], $5, $6)`, [key.iid, key.oid, key.desc, key.tags, key.secret_hash, key.created]);
+      return true;
+    });
   }
 
   async getOrg(oid: string): Promise<Org | null> {

@@ -107,6 +107,18 @@ export class SqliteStore implements Store {
     guarded(() => this.st('INSERT INTO orgs (oid, name, quota, created) VALUES (?, ?, ?, ?)').run(org.oid, org.name, org.quota, org.created));
   }
 
+  async bootstrapFirstOrg(org: Org, apiKey: ApiKeyRecord, installationKey: InstallationKeyRecord): Promise<boolean> {
+    return this.tx(() => {
+      if (this.st('SELECT 1 FROM orgs LIMIT 1').get() !== undefined) return false;
+      this.st('INSERT INTO orgs (oid, name, quota, created) VALUES (?, ?, ?, ?)').run(org.oid, org.name, org.quota, org.created);
+      this.st('INSERT INTO api_keys (key_id, oid, name, role, secret_hash, created) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(apiKey.key_id, apiKey.oid, apiKey.name, apiKey.role, apiKey.secret_hash, apiKey.created);
+      this.st('INSERT INTO installation_keys (iid, oid, description, tags, secret_hash, created) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(installationKey.iid, installationKey.oid, installationKey.desc, JSON.stringify(installationKey.tags), installationKey.secret_hash, installationKey.created);
+      return true;
+    });
+  }
+
   async getOrg(oid: string): Promise<Org | null> {
     const row = this.st('SELECT * FROM orgs WHERE oid = ?').get(oid) as OrgRow | undefined;
     return row ? toOrg(row) : null;
