@@ -251,13 +251,19 @@ describe('USP endpoint (in-process server)', () => {
     expect(await raw([hdr({ is_compressed: false }), bin(Buffer.from([0xc1, 0xc1, 0xc1]))])).toEqual({ code: 4000, errors: [expect.stringContaining('bad msgpack')] });
     expect(await raw([hdr({ is_compressed: true }), bin(pack({ x: 1, t: 'not gzipped' }))])).toEqual({ code: 4000, errors: [expect.stringContaining('bad gzip')] });
     expect(await raw([hdr({ is_compressed: false }), bin(pack({ x: 1 }))])).toEqual({ code: 4000, errors: [expect.stringContaining('exactly one of t, j, b')] });
-    expect(await raw([hdr({ is_compressed: false }), bin(pack({ x: 5, t: 'a' })), bin(pack({ x: 3, t: 'b' }))])).toEqual({ code: 4006, errors: [expect.stringContaining('not after 5')] });
+    expect(await raw([hdr({ is_compressed: false, sensor_seed_key: 'backwards' }), bin(pack({ x: 5, t: 'first' })), bin(pack({ x: 3, t: 'second' }))])).toEqual({ code: 4006, errors: [expect.stringContaining('not after 5')] });
     // A gzip bomb: small on the wire, over the limit once inflated.
     const bomb = gzipSync(pack({ x: 1, t: 'z'.repeat(200_000) }));
     expect(bomb.length).toBeLessThan(65_536);
     expect(await raw([hdr({ is_compressed: true }), bin(bomb)])).toEqual({ code: 1009, errors: [expect.stringContaining('larger than 65536')] });
-    // A frame over the limit on the wire is cut by the WebSocket layer.
-    expect((await raw([hdr({ is_compressed: false }), bin(pack({ x: 1, t: 'y'.repeat(100_000) }))])).code).toBe(1009);
+    // A message over the limit on the wire is refused with an error saying so, then 1009.
+    expect(await raw([hdr({ is_compressed: false }), bin(pack({ x: 1, t: 'y'.repeat(100_000) }))])).toEqual({ code: 1009, errors: [expect.stringContaining('exceeds the limit of 65536 bytes')] });
+    // So is a connection header over the limit.
+    expect(await raw([(ws) => ws.send(JSON.stringify(header(server, { sensor_seed_key: 'big-header', padding: 'h'.repeat(70_000) })))])).toEqual({
+      code: 1009, errors: [expect.stringContaining('exceeds the limit of 65536 bytes')],
+    });
+    // Only a frame far over it (more than twice the limit) is cut by the WebSocket layer unread, without an error.
+    expect(await raw([hdr({ is_compressed: false }), bin(pack({ x: 1, t: 'w'.repeat(140_000) }))])).toEqual({ code: 1009, errors: [] });
 
     // The well-behaved adapter never noticed.
     const before = good.ackedUpTo;
@@ -266,7 +272,11 @@ describe('USP endpoint (in-process server)', () => {
     expect(good.connections).toBe(1);
     expect(good.errors).toEqual([]);
     // Nothing of the bad sequence's second message was stored; its first was.
+    const logged = async () => (await timeline(server, uuidV5('backwards', server.oid))).filter((e) => e.routing.event_type === 'log').map((e) => e.event);
+    await waitFor(async () => (await logged()).length > 0, { message: 'the first message of the backwards connection stored' });
+    expect(await logged()).toEqual([{ text: 'first' }]);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/picket_protocol_errors_total\{reason="frame_too_big"\} 4/);
     expect(metrics).toMatch(/picket_protocol_errors_total\{reason="usp_bad_message"\} [1-9]/);
     expect(metrics).toMatch(/picket_protocol_errors_total\{reason="bad_sequence"\} 1/);
   });

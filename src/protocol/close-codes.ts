@@ -7,7 +7,7 @@ export const CloseCode = {
   goingAway: 1001,
   /** The server asks the sensor to reconnect now (operator request, rebalancing); reconnect and resend. */
   serviceRestart: 1012,
-  /** Frame larger than the negotiated maximum (sent by the WebSocket layer). */
+  /** Frame larger than the negotiated maximum (max_frame_bytes). */
   tooBig: 1009,
   /** Malformed frame: not JSON/msgpack, or not a valid message of its type. */
   badMessage: 4000,

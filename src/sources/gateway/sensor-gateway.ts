@@ -14,6 +14,11 @@ import type { SessionWire } from './session-wire.js';
 
 export type GatewayDeps = Omit<GatewayContext, 'trackCommit' | 'commitsOf'>;
 
+/** Largest frame the WebSocket layer reads: twice the protocol limit, and at least 64 KiB above it. */
+export function wireFrameLimit(maxFrameBytes: number): number {
+  return Math.max(2 * maxFrameBytes, maxFrameBytes + 64 * 1024);
+}
+
 export class SensorGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Set<SensorSession>();
@@ -28,7 +33,9 @@ export class SensorGateway {
       trackCommit: (sid, commit) => this.trackCommit(sid, commit),
       commitsOf: (sid) => this.pendingCommits.get(sid) ?? Promise.resolve(),
     };
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: deps.config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    // Frames over maxFrameBytes are refused by the wires with an `error` first; only far larger ones are
+    // cut by the WebSocket layer itself (1009, unread).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: wireFrameLimit(deps.config.maxFrameBytes), perMessageDeflate: false, clientTracking: false });
   }
 
   get sessionCount(): number {
@@ -49,7 +56,7 @@ export class SensorGateway {
       return true;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const wire: SessionWire = path === USP_PATH ? new UspWire(this.ctx.config) : new SensorWire();
+      const wire: SessionWire = path === USP_PATH ? new UspWire(this.ctx.config) : new SensorWire(this.ctx.config);
       const session = new SensorSession(ws, req, this.ctx, wire);
       this.sessions.add(session);
       void session.closed.then(() => this.sessions.delete(session));

@@ -1,5 +1,6 @@
 // Protocol v1 on /sensor (docs/protocol.md): JSON text frames or msgpack binary frames, one message per
-// frame, answered in the encoding of the sensor's hello.
+// frame, answered in the encoding of the sensor's hello. Frames over max_frame_bytes are refused here
+// (1009, after an `error`), not by the WebSocket layer, so the sensor is told why.
 import type { ServerConfig } from '../../config.js';
 import { CloseCode } from '../../protocol/close-codes.js';
 import { decodeFrame, encodeFrame, type Encoding } from '../../protocol/codec.js';
@@ -11,7 +12,12 @@ export class SensorWire implements SessionWire {
   readonly protocol = 'sensor' as const;
   private encoding: Encoding = 'json';
 
+  constructor(private readonly config: Pick<ServerConfig, 'maxFrameBytes'>) {}
+
   decode(data: Buffer, isBinary: boolean, opened: boolean): WireDecode {
+    if (data.length > this.config.maxFrameBytes) {
+      return { ok: false, code: CloseCode.tooBig, error: `frame of ${data.length} bytes exceeds max_frame_bytes ${this.config.maxFrameBytes}`, metric: 'frame_too_big' };
+    }
     let decoded: { message: unknown; encoding: Encoding };
     try {
       decoded = decodeFrame(data, isBinary);

@@ -33,6 +33,10 @@ export class UspWire implements SessionWire {
   ) {}
 
   decode(data: Buffer, isBinary: boolean, opened: boolean): WireDecode {
+    // The WebSocket layer lets somewhat larger frames through so that this refusal can say why.
+    if (data.length > this.config.maxFrameBytes) {
+      return { ok: false, code: CloseCode.tooBig, error: `message of ${data.length} bytes exceeds the limit of ${this.config.maxFrameBytes} bytes`, metric: 'frame_too_big' };
+    }
     if (!opened) {
       if (isBinary) return { ok: false, code: CloseCode.badMessage, error: 'expected the JSON connection header first', metric: 'usp_bad_header' };
       return this.decodeHeader(data.toString('utf8'));
