@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { MemoryBus } from '../src/bus/memory-bus.js';
+import { validateEvent } from '../src/catalogue/index.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { LiveStreamHub } from '../src/sinks/live/live-stream-hub.js';
 import type { SensorEvent } from '../src/protocol/messages.js';
@@ -87,9 +88,53 @@ describe('live streams and the audit stream', () => {
     const evs = lines.filter((l) => l.routing) as Array<{ routing: Record<string, unknown>; event: Record<string, unknown> }>;
     expect(evs.map((e) => [e.routing.sid, e.routing.event_type, e.event.n])).toEqual([[a.sid, 'LIVE_TEST', 0], [a.sid, 'LIVE_TEST', 1], [a.sid, 'LIVE_TEST', 2], [a.sid, 'LIVE_TEST', 0]]);
     expect(evs.some((e) => String(e.routing.investigation_id ?? '').startsWith('__'))).toBe(false);
-    const bad = await fetch(`${s.url}/v1/stream/${s.oid}?type=schedule`, { method: 'POST', headers: { authorization: `Bearer ${s.apiKey}` } });
+    const bad = await fetch(`${s.url}/v1/stream/${s.oid}?type=weather`, { method: 'POST', headers: { authorization: `Bearer ${s.apiKey}` } });
     expect(bad.status).toBe(400);
-    expect(await bad.text()).toContain('unknown stream');
+    expect(((await bad.json()) as { error: string }).error).toContain('unknown stream "weather"');
+  });
+
+  it('NDJSON: the tag and inv_id filters pass only events with that tag or investigation id', async () => {
+    const s = await server();
+    const api = apiClient(s.url, s.apiKey);
+    const tagged = await sensor(s);
+    const plain = await sensor(s);
+    expect((await api('POST', `/v1/${tagged.sid}/tags`, { tags: ['vip'] })).status).toBe(200);
+    const open = async (fields: Record<string, string>): Promise<Array<Record<string, unknown>>> => {
+      const abort = new AbortController();
+      cleanups.push(() => abort.abort());
+      const res = await fetch(`${s.url}/v1/stream/${s.oid}`, {
+        method: 'POST', signal: abort.signal,
+        headers: { authorization: `Bearer ${s.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ event_type: 'LIVE_TEST', ...fields }),
+      });
+      expect(res.status).toBe(200);
+      const lines: Array<Record<string, unknown>> = [];
+      void readLines(res, lines);
+      await waitFor(() => lines.length >= 1, { message: 'connected' });
+      return lines;
+    };
+    const byTag = await open({ tag: 'vip' });
+    const byCase = await open({ inv_id: 'case-7' });
+    tagged.client.sendEvents(1, events(2));
+    tagged.client.sendEvents(2, events(1, { investigation_id: 'case-7' }));
+    plain.client.sendEvents(1, events(3));
+    plain.client.sendEvents(2, events(2, { investigation_id: 'case-7' }));
+    plain.client.sendEvents(3, events(1, { investigation_id: 'case-8' }));
+    await tagged.client.waitForAck(2);
+    await plain.client.waitForAck(3);
+    // A last event matching both filters, stored after all of the above: once it is seen, nothing else is coming.
+    tagged.client.sendEvents(3, events(1, { investigation_id: 'case-7', event: { last: true } }));
+    type Line = { routing: { sid: string; tags: string[]; investigation_id?: string }; event: { n?: number; last?: boolean } };
+    const routed = (lines: Array<Record<string, unknown>>) => lines.filter((l) => l.routing) as unknown as Line[];
+    await waitFor(() => routed(byTag).some((e) => e.event.last) && routed(byCase).some((e) => e.event.last), { message: 'the last event on both streams' });
+    expect(routed(byTag).map((e) => [e.routing.sid, e.routing.tags, e.routing.investigation_id ?? null, e.event.last ?? false])).toEqual([
+      [tagged.sid, ['vip'], null, false], [tagged.sid, ['vip'], null, false], [tagged.sid, ['vip'], 'case-7', false], [tagged.sid, ['vip'], 'case-7', true],
+    ]);
+    // (The two sensors' batches may interleave in either order; each sensor's own order holds.)
+    const cases = routed(byCase).map((e) => [e.routing.sid, e.routing.investigation_id, e.event.last ?? false]);
+    expect(cases.filter((c) => c[0] === plain.sid)).toEqual([[plain.sid, 'case-7', false], [plain.sid, 'case-7', false]]);
+    expect(cases.filter((c) => c[0] === tagged.sid)).toEqual([[tagged.sid, 'case-7', false], [tagged.sid, 'case-7', true]]);
+    expect(cases.at(-1)).toEqual([tagged.sid, 'case-7', true]);
   });
 
   it('WebSocket: subscribe with a first message; a bad key is refused', async () => {
@@ -106,6 +151,9 @@ describe('live streams and the audit stream', () => {
     const { sid } = await sensor(s);
     await waitFor(() => got.some((m) => (m.routing as Record<string, unknown> | undefined)?.event_type === 'enrollment'), { message: 'enrollment on the deployment stream' });
     expect(got.find((m) => m.routing)!.routing).toMatchObject({ sid, event_type: 'enrollment' });
+    // Keepalives come as frames too (PICKET_LIVE_KEEPALIVE is 0.2 s here), more than once on an idle stream.
+    await waitFor(() => got.filter((m) => m.__trace === 'keepalive').length >= 2, { message: 'keepalives on the WebSocket' });
+    expect(got.filter((m) => m.__trace !== undefined && m.__trace !== 'keepalive')).toEqual([{ __trace: 'connected' }]);
 
     const bad = new WebSocket(url);
     const badMessages: string[] = [];
@@ -115,6 +163,53 @@ describe('live streams and the audit stream', () => {
     bad.send(JSON.stringify({ oid: s.oid, api_key: 'nope.nope' }));
     expect(await closed).toBe(4003);
     expect(badMessages[0]).toContain('invalid or missing api_key');
+  });
+
+  it('schedule ticks reach live clients (NDJSON and WebSocket) once the injected clock crosses a boundary; outputs still refuse schedule', async () => {
+    // Monday 2026-01-05 00:10 UTC, inside every period; the next boundary (30m) is at 00:30.
+    let clock = Date.UTC(2026, 0, 5, 0, 10);
+    const s = await startTestServer({ liveKeepaliveS: 60 }, { now: () => clock });
+    cleanups.push(() => s.close());
+    await s.server.schedule.tick(); // the first start only records the current periods
+    const { sid } = await sensor(s); // a sensor online: the organization and the sensor are eligible
+
+    const abort = new AbortController();
+    cleanups.push(() => abort.abort());
+    const res = await fetch(`${s.url}/v1/stream/${s.oid}?type=schedule`, { method: 'POST', signal: abort.signal, headers: { authorization: `Bearer ${s.apiKey}` } });
+    expect(res.status).toBe(200);
+    const lines: Array<Record<string, unknown>> = [];
+    void readLines(res, lines);
+    const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}/v1/stream/ws`);
+    cleanups.push(() => ws.close());
+    const frames: Array<Record<string, unknown>> = [];
+    ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    await new Promise((r) => ws.on('open', r));
+    ws.send(JSON.stringify({ oid: s.oid, api_key: s.apiKey, type: 'schedule', sid, event_type: '30m_per_sensor' }));
+    await waitFor(() => lines.length >= 1 && frames.length >= 1, { message: 'both streams connected' });
+
+    clock = Date.UTC(2026, 0, 5, 0, 30);
+    await s.server.schedule.tick();
+    type Tick = { routing: { oid: string; sid: string; event_type: string }; event: { frequency: number } };
+    const ticks = (from: Array<Record<string, unknown>>) => from.filter((l) => l.routing) as unknown as Tick[];
+    await waitFor(() => ticks(lines).length >= 2 && ticks(frames).length >= 1, { message: 'the 30m ticks on both streams' });
+    expect(ticks(lines).map((t) => [t.routing.event_type, t.routing.oid, t.event.frequency]).sort()).toEqual([
+      ['30m_per_org', s.oid, 1800], ['30m_per_sensor', s.oid, 1800],
+    ]);
+    for (const t of ticks(lines)) expect(validateEvent(t, { produced: true }).errors).toEqual([]);
+    expect(ticks(lines).find((t) => t.routing.event_type === '30m_per_sensor')!.routing.sid).toBe(sid);
+    expect(ticks(frames)).toEqual([ticks(lines).find((t) => t.routing.event_type === '30m_per_sensor')]);
+
+    // The next boundary (01:00) crosses 30m and 1h: the WebSocket filter still passes only 30m_per_sensor.
+    clock = Date.UTC(2026, 0, 5, 1, 0);
+    await s.server.schedule.tick();
+    await waitFor(() => ticks(lines).length >= 6 && ticks(frames).length >= 2, { message: 'the 01:00 ticks' });
+    expect(ticks(lines).slice(2).map((t) => t.routing.event_type).sort()).toEqual(['1h_per_org', '1h_per_sensor', '30m_per_org', '30m_per_sensor']);
+    expect(ticks(frames).map((t) => t.routing.event_type)).toEqual(['30m_per_sensor', '30m_per_sensor']);
+
+    // Ticks are not retained, so no output can follow them.
+    const refused = await apiClient(s.url, s.apiKey)<{ error: string; field: string }>('POST', `/v1/outputs/${s.oid}`, { name: 'ticks', module: 'file', type: 'schedule', dest_path: 'ticks.jsonl' });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ field: 'type', error: expect.stringContaining('unknown stream "schedule"') });
   });
 
   it('a client that reads too slowly loses the oldest lines and is told how many', () => {

@@ -14,7 +14,7 @@ export const STREAMS: Record<StreamName, string> = {
   artifact: 'Artifacts stored and exports ready for download.',
   billing: 'Usage metering records.',
   audit: 'Who did what: one event per mutating API call.',
-  schedule: 'Periodic ticks per organization, sensor and cloud adapter, for rules to act on. Not retained.',
+  schedule: 'Periodic ticks per organization, sensor and cloud adapter, for rules to act on. Not retained and not output; seen on live streams of type schedule.',
 };
 
 export const ENVELOPE_DESCRIPTION =

@@ -5,6 +5,10 @@
 export const OUTPUT_STREAMS = ['event', 'deployment', 'artifact', 'billing', 'audit'] as const;
 export type OutputStream = (typeof OUTPUT_STREAMS)[number];
 
+/** Streams a live stream can follow: the output streams and `schedule`, whose ticks are seen as they are published. */
+export const LIVE_STREAMS = [...OUTPUT_STREAMS, 'schedule'] as const;
+export type LiveStream = (typeof LIVE_STREAMS)[number];
+
 export interface OutputFilters {
   /** Only these event types (empty: all). */
   event_white_list: string[];

@@ -1,10 +1,10 @@
 // What the API may ask of this node's live streams (platform-reference.md §4.3): subscribe a client to an
 // organization's events as they are stored, filtered like outputs. Implemented by sinks/live/.
-import type { OutputFilters, OutputStream } from '../domain/outputs.js';
+import type { LiveStream, OutputFilters } from '../domain/outputs.js';
 
 export interface LiveSubscriptionRequest {
   oid: string;
-  stream: OutputStream;
+  stream: LiveStream;
   filters: OutputFilters;
 }
 

@@ -1,11 +1,11 @@
 // Live streams (platform-reference.md §4.3): POST /v1/stream/{oid} answers NDJSON for as long as the
 // client reads: {"__trace":"connected"}, then the organization's events of one stream as they are stored
-// (filtered like an output: sid, tag, inv_id, event types), {"__trace":"keepalive"} on a timer, and
+// (schedule ticks as they are published; filtered like an output: sid, tag, inv_id, event types), {"__trace":"keepalive"} on a timer, and
 // {"__trace":"dropped","n":N} when the client read too slowly. The WebSocket form is
 // live-stream-socket.ts. Events with a "__" investigation id never appear.
 import { Ajv } from 'ajv';
 import { Type } from 'typebox';
-import { OUTPUT_STREAMS, type OutputFilters, type OutputStream } from '../../domain/outputs.js';
+import { LIVE_STREAMS, type LiveStream, type OutputFilters } from '../../domain/outputs.js';
 import { requireOrg } from '../auth.js';
 import type { ApiApp, ApiContext } from '../context.js';
 import { badRequest } from '../errors.js';
@@ -13,7 +13,7 @@ import { errors, OidParams } from '../schemas.js';
 
 const StreamFields = Type.Object(
   {
-    type: Type.Optional(Type.String({ description: `stream: ${OUTPUT_STREAMS.join(', ')} (default event)` })),
+    type: Type.Optional(Type.String({ description: `stream: ${LIVE_STREAMS.join(', ')} (default event)` })),
     sid: Type.Optional(Type.String({ maxLength: 64 })),
     tag: Type.Optional(Type.String({ maxLength: 128 })),
     inv_id: Type.Optional(Type.String({ maxLength: 256 })),
@@ -40,9 +40,9 @@ export interface LiveStreamFields {
 }
 
 /** Turns a live stream request's fields into a stream and filters; throws a 400 naming the field. */
-export function liveStreamRequest(fields: LiveStreamFields): { stream: OutputStream; filters: OutputFilters } {
-  const stream = (fields.type ?? 'event') as OutputStream;
-  if (!(OUTPUT_STREAMS as readonly string[]).includes(stream)) throw badRequest(`field "type": unknown stream "${stream}" (one of ${OUTPUT_STREAMS.join(', ')})`, 'type');
+export function liveStreamRequest(fields: LiveStreamFields): { stream: LiveStream; filters: OutputFilters } {
+  const stream = (fields.type ?? 'event') as LiveStream;
+  if (!(LIVE_STREAMS as readonly string[]).includes(stream)) throw badRequest(`field "type": unknown stream "${stream}" (one of ${LIVE_STREAMS.join(', ')})`, 'type');
   const sid = fields.sid ? fields.sid.toLowerCase() : null;
   if (sid !== null && !/^[0-9a-f-]{36}$/.test(sid)) throw badRequest('field "sid" must be a sensor id (UUID)', 'sid');
   const types = fields.event_type === undefined ? [] : (Array.isArray(fields.event_type) ? fields.event_type : fields.event_type.split(/[\n,]/)).map((t) => t.trim()).filter((t) => t !== '');

@@ -1,5 +1,6 @@
 // Live streams (platform-reference.md §4.3): every subscriber gets the events of its organization and
-// stream as they are stored, filtered like an output, as NDJSON lines. It starts with
+// stream as they are stored (schedule ticks, never stored, as they are published), filtered like an
+// output, as NDJSON lines. It starts with
 // {"__trace":"connected"}, gets {"__trace":"keepalive"} on a timer, and when it reads too slowly its
 // bounded queue drops the oldest lines and tells it with {"__trace":"dropped","n":N} (counted in metrics,
 // never silent). Nothing here is durable: a live stream is a view, outputs are the reliable path.
