@@ -25,7 +25,7 @@ async function postgresReachable(): Promise<boolean> {
 const ON_POSTGRES = [
   'adapter-e2e', 'api', 'artifacts-recovery', 'artifacts-sensor', 'artifacts', 'billing', 'cloud-adapters',
   'deployment-sensors', 'deployment', 'durability-fleet', 'durability', 'flow-control', 'gateway-protocol',
-  'live-stream', 'outputs-bulk', 'outputs-delivery', 'outputs', 'schedule-events', 'sensor-session',
+  'live-stream', 'outputs-bulk', 'outputs-delivery', 'outputs-syslog', 'outputs', 'schedule-events', 'sensor-session',
   'sync', 'tasking-delivery', 'tasking', 'usp',
 ].map((name) => `test/${name}.test.ts`);
 
