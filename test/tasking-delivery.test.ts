@@ -1,10 +1,10 @@
 // Task delivery over real sockets to an in-process server with an injectable clock: queued tasks reach a
 // sensor on its next session unless they expired first, answers move each task forward and only its own
 // sensor can answer it, and 1,000 simulated sensors tasked at once each answer their own task.
-import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskMessage } from '../src/protocol/messages.js';
 import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
+import { runCli } from './harness/processes.js';
 import { ProtocolClient } from './harness/protocol-client.js';
 import { apiClient, startTestServer, type TestServer } from './harness/server.js';
 import { waitFor } from './harness/wait.js';
@@ -91,6 +91,36 @@ describe('task delivery', () => {
     expect(listed.map((x) => [x.task_id, x.state])).toEqual([[long.task_id, 'answered'], [short.task_id, 'expired']]);
   });
 
+  it('a queued or sent task reads expired once its expiry passes, without the sensor coming back; picket task --wait says so', async () => {
+    const { client, sid } = await enrolled('late-1');
+    const live = (await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['selftest'], investigation_id: 'late-live' })).body.tasks[0]!;
+    const told = (await client.next('task')) as TaskMessage;
+    // A live task's deadline is the EXPIRY the sensor was told (10 minutes), and the API shows it.
+    expect(live.state).toBe('sent');
+    expect(told.expiry).toBe(Math.floor(Date.parse(live.expires!) / 1000));
+    client.close();
+    await waitFor(() => !t.server.registry.isOnline(sid), { message: 'offline' });
+    const queued = (await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['unload_kernel'], ttl: 60 })).body.tasks[0]!;
+    expect((await getTask(queued.task_id)).state).toBe('queued');
+
+    offset += 61_000;
+    expect((await getTask(queued.task_id)).state).toBe('expired');
+    expect((await getTask(live.task_id)).state).toBe('sent');
+    offset += 10 * 60_000;
+    expect((await getTask(live.task_id)).state).toBe('expired');
+    const listed = (await api<{ tasks: Task[] }>('GET', `/v1/${sid}/tasks`)).body.tasks;
+    expect(listed.map((x) => [x.task_id, x.state])).toEqual([[queued.task_id, 'expired'], [live.task_id, 'expired']]);
+
+    // The CLI, following a queued task, reports the expiry and exits non-zero.
+    const cli = runCli(['task', sid, 'unload_kernel', '--ttl', '60', '--wait', '--json', '--url', t.url, '--api-key', t.apiKey]);
+    const waiting = await waitFor(async () => (await api<{ tasks: Task[] }>('GET', `/v1/${sid}/tasks`)).body.tasks.find((x) => x.state === 'queued'), { message: 'the CLI\'s task queued' });
+    offset += 61_000;
+    const r = await cli;
+    const steps = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: string; task_id: string; state: string });
+    expect(steps).toEqual([{ step: 'queued', task_id: waiting.task_id, state: 'queued' }, { step: 'expired', task_id: waiting.task_id, state: 'expired' }]);
+    expect(r.code).toBe(4);
+  });
+
   it('accepts tasks form-encoded as the platform\'s clients send them (repeated tasks fields)', async () => {
     const { client, sid } = await enrolled('form-1');
     const body = new URLSearchParams([['tasks', 'run --shell-command "echo a, b"'], ['tasks', 'unload_kernel'], ['investigation_id', 'form-inv']]);
@@ -114,8 +144,14 @@ describe('task delivery', () => {
     await b.client.waitForAck(1);
     await t.server.writer.drain();
     expect((await getTask(task.task_id)).state).toBe('sent');
-    // The task of another organization is not visible either.
-    expect((await api('GET', `/v1/tasks/${randomUUID()}`)).status).toBe(404);
+    // Nor can another organization read it: its key gets the same 404 as for a task that does not exist.
+    const other = await api<{ api_key: string }>('POST', '/v1/orgs', { name: 'other-org' });
+    expect(other.status, JSON.stringify(other.body)).toBeLessThan(300);
+    const stranger = apiClient(t.url, other.body.api_key);
+    expect((await api('GET', `/v1/tasks/${task.task_id}`)).status).toBe(200);
+    const hidden = await stranger<{ error: string }>('GET', `/v1/tasks/${task.task_id}`);
+    expect(hidden.status).toBe(404);
+    expect(hidden.body.error).toBe(`task ${task.task_id} not found`);
   });
 
   it('the persistent isolation flag is re-applied on every reconnect of a host that is not isolated', async () => {

@@ -107,7 +107,10 @@ export interface TaskRecord {
   command: string;
   investigation_id: string | null;
   created: number;
-  /** Deliver until then (Unix ms); null: the task was for the live session only. */
+  /**
+   * Deliver until then (Unix ms): the time-to-live of a queued task, or the 10 minutes a live task is
+   * given (the EXPIRY the sensor is told). null only in rows written before every task had one.
+   */
   expires: number | null;
   state: TaskState;
   sent_at: number | null;

@@ -15,6 +15,17 @@ import type { FleetPresence } from './presence.js';
 /** How long a task sent to a live session may still run when no time-to-live was given, ms. */
 export const LIVE_TASK_EXPIRY_MS = 10 * 60_000;
 
+/**
+ * A task as it reads at `now`: one still queued or sent when its expiry has passed is `expired`, without
+ * waiting for the sensor's next session (which is when the store moves a queued task) or forever (a sent
+ * task nobody answers). Only the reading changes: a sensor that does answer later still moves the task
+ * to answered (a task past its expiry is refused with CLOUD_NOTIFICATION ERROR 87, decisions.md §4).
+ */
+export function taskAsOf(task: TaskRecord, now: number): TaskRecord {
+  const waiting = task.state === 'queued' || task.state === 'sent';
+  return waiting && task.expires !== null && task.expires <= now ? { ...task, state: 'expired' } : task;
+}
+
 /** Investigation id of the tasks the persistent isolation flag sends (kept out of outputs: it starts with "__"). */
 export const ISOLATION_INVESTIGATION = '__isolation';
 
@@ -69,14 +80,15 @@ export class Tasking {
     }
     const tasks: TaskRecord[] = commands.map((command) => ({
       task_id: newId(), oid: sensor.oid, sid: sensor.sid, command, investigation_id: options.investigationId ?? null, created: t,
-      expires: options.ttlS !== undefined ? t + options.ttlS * 1000 : null, state: online ? 'sent' : 'queued', sent_at: online ? t : null,
+      expires: t + (options.ttlS !== undefined ? options.ttlS * 1000 : LIVE_TASK_EXPIRY_MS), state: online ? 'sent' : 'queued', sent_at: online ? t : null,
       received_at: null, answered_at: null, error: null, answer: null,
     }));
     // Recorded (with the SELF_TEST of a self-test request) before it is sent: its answer can only come after.
     const template = online ? await this.templateOf(sensor) : null;
     const selfTests = template ? tasks.filter((task) => isSelfTest(task.command)).map((task) => selfTestEvent(template, task, t)) : [];
     await this.deps.write(selfTests, { create: tasks });
-    if (online) for (const task of tasks) await this.sendOrRequeue(task);
+    // Only a task given a time-to-live may wait for the next session; a live one expires with this one.
+    if (online) for (const task of tasks) await this.sendOrRequeue(task, options.ttlS !== undefined);
     return tasks;
   }
 
@@ -88,20 +100,20 @@ export class Tasking {
     const selfTests = queued.filter((task) => isSelfTest(task.command)).map((task) => selfTestEvent(template, task, t));
     await this.deps.write(selfTests, { update: queued.map((task) => ({ task_id: task.task_id, sid, from: ['queued'], to: { state: 'sent', at: t } })) });
     let sent = 0;
-    for (const task of queued) if (await this.sendOrRequeue({ ...task, state: 'sent', sent_at: t })) sent++;
+    for (const task of queued) if (await this.sendOrRequeue({ ...task, state: 'sent', sent_at: t }, true)) sent++;
     this.deps.logger.info({ sid, tasks: sent }, 'queued tasks delivered');
     return sent;
   }
 
-  /** Sends a task recorded as sent; when the session went away meanwhile, it waits for the next one (or expires). */
-  private async sendOrRequeue(task: TaskRecord): Promise<boolean> {
+  /** Sends a task recorded as sent; when the session went away meanwhile, it waits for the next one (`requeue`) or expires. */
+  private async sendOrRequeue(task: TaskRecord, requeue: boolean): Promise<boolean> {
     const message: TaskMessage = {
       t: 'task', task_id: task.task_id, sid: task.sid, command: task.command,
       expiry: Math.floor((task.expires ?? task.created + LIVE_TASK_EXPIRY_MS) / 1000),
       ...(task.investigation_id !== null ? { investigation_id: task.investigation_id } : {}),
     };
     if (await this.deps.presence.sendTask(task.sid, message)) return true;
-    await this.deps.store.updateTask(task.task_id, ['sent'], { state: task.expires !== null ? 'queued' : 'expired', at: this.deps.now() });
+    await this.deps.store.updateTask(task.task_id, ['sent'], { state: requeue ? 'queued' : 'expired', at: this.deps.now() });
     return false;
   }
 

@@ -5,7 +5,7 @@ import { isUuid } from '../../domain/ids.js';
 import { ARCHITECTURE } from '../../domain/platform.js';
 import type { TaskRecord } from '../../domain/records.js';
 import { CommandLineError, parseCommand } from '../../protocol/command-line.js';
-import { ISOLATION_INVESTIGATION, SensorOfflineError } from '../../services/tasking.js';
+import { ISOLATION_INVESTIGATION, SensorOfflineError, taskAsOf } from '../../services/tasking.js';
 import { loadSensor, principalOf } from '../auth.js';
 import type { ApiApp, ApiContext } from '../context.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
@@ -21,9 +21,9 @@ const TaskSchema = Type.Object({
   sid: Type.String(),
   command: Type.String(),
   investigation_id: Type.Union([Type.String(), Type.Null()]),
-  state: Type.Enum(['queued', 'sent', 'received', 'answered', 'expired'], { description: 'queued: waits for the sensor\'s next session; sent; received: CLOUD_NOTIFICATION arrived; answered: the result arrived; expired' }),
+  state: Type.Enum(['queued', 'sent', 'received', 'answered', 'expired'], { description: 'queued: waits for the sensor\'s next session; sent; received: CLOUD_NOTIFICATION arrived; answered: the result arrived; expired: still queued or sent when `expires` passed' }),
   created: Type.String({ format: 'date-time' }),
-  expires: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Deliverable until then; null: for the live session only' }),
+  expires: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'The EXPIRY the sensor is told: creation plus the ttl, or plus 10 minutes for a task without one' }),
   sent_at: Type.Union([Type.String(), Type.Null()]),
   received_at: Type.Union([Type.String(), Type.Null()]),
   answered_at: Type.Union([Type.String(), Type.Null()]),
@@ -31,7 +31,9 @@ const TaskSchema = Type.Object({
   answer: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], { description: 'The answering event, {routing, event}' }),
 }, { title: 'Task' });
 
-export function taskView(t: TaskRecord) {
+/** A task as the API shows it at `now` (see taskAsOf: expiry is read, not waited for). */
+export function taskView(task: TaskRecord, now: number) {
+  const t = taskAsOf(task, now);
   return {
     task_id: t.task_id, sid: t.sid, command: t.command, investigation_id: t.investigation_id, state: t.state,
     created: new Date(t.created).toISOString(), expires: isoOrNull(t.expires), sent_at: isoOrNull(t.sent_at),
@@ -83,7 +85,7 @@ export function registerTaskRoutes(app: ApiApp, ctx: ApiContext): void {
       throw err;
     }
     ctx.logger.info({ sid: sensor.sid, tasks: tasks.map((t) => t.task_id), commands: commands.map((c) => c.split(/\s/)[0]), by: principalOf(request).key_id }, 'sensor tasked');
-    return { tasks: tasks.map(taskView) };
+    return { tasks: tasks.map((t) => taskView(t, ctx.now())) };
   });
 
   app.get('/v1/tasks/:task_id', {
@@ -98,7 +100,7 @@ export function registerTaskRoutes(app: ApiApp, ctx: ApiContext): void {
     const id = request.params.task_id.toLowerCase();
     const task = isUuid(id) ? await ctx.store.getTask(id) : null;
     if (!task || task.oid !== key.oid) throw notFound(`task ${request.params.task_id} not found`);
-    return taskView(task);
+    return taskView(task, ctx.now());
   });
 
   app.get('/v1/:sid/tasks', {
@@ -111,7 +113,8 @@ export function registerTaskRoutes(app: ApiApp, ctx: ApiContext): void {
     },
   }, async (request) => {
     const sensor = await loadSensor(ctx, request, request.params.sid);
-    return { tasks: (await ctx.store.listTasks(sensor.sid, request.query.limit)).map(taskView) };
+    const now = ctx.now();
+    return { tasks: (await ctx.store.listTasks(sensor.sid, request.query.limit)).map((t) => taskView(t, now)) };
   });
 
   const IsolationResponse = Type.Object({
