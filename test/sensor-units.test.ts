@@ -139,7 +139,68 @@ describe('event buffer: bounded, drop-oldest, held until acknowledged', () => {
     buffer.push(ev(7));
     buffer.push(ev(8));
     expect(buffer.size).toBe(4);
-    expect(buffer.takeDropReport()?.droppedEvents).toBe(5);
+    // 2, 5, 6, 7 were only queued: lost. 0 was in batch 1, on the wire: lost only if the cloud did not store batch 1.
+    expect(buffer.takeDropReport()?.droppedEvents).toBe(4);
+    expect(buffer.uncertainDrops).toBe(1);
+    buffer.welcomed(0);
+    expect(buffer.takeDropReport()?.droppedEvents).toBe(1);
+  });
+
+  it('an event dropped from a batch on the wire counts only when the cloud says it did not store that batch', () => {
+    let now = 1000;
+    const bytes = Buffer.byteLength(JSON.stringify(ev(0)));
+    /** A full buffer of two events, both sent as batch 1 (whose ack is lost), then one more event: 0 leaves batch 1. */
+    const overflowed = (): EventBuffer => {
+      const buffer = new EventBuffer({ maxEvents: 2, maxBytes: 1 << 20, now: () => now });
+      buffer.push(ev(0));
+      buffer.push(ev(1));
+      buffer.nextBatch(10, 1 << 20, json);
+      now = 2000;
+      buffer.push(ev(2));
+      expect(batchEvents(buffer.unackedBatches[0]!).map((e) => e.event.i)).toEqual([1]);
+      expect(buffer.takeDropReport()).toBeUndefined();
+      expect(buffer.uncertainDrops).toBe(1);
+      return buffer;
+    };
+
+    // The next welcome says batch 1 is stored: event 0 was not lost.
+    let buffer = overflowed();
+    expect(buffer.welcomed(1)).toBe(1);
+    expect(buffer.takeDropReport()).toBeUndefined();
+    expect(buffer.uncertainDrops).toBe(0);
+
+    // It says batch 1 is not stored: event 0 is lost, since the time it left the buffer (not the welcome's).
+    buffer = overflowed();
+    now = 3000;
+    buffer.push(ev(3)); // 2 is queued, and older: it goes, for certain
+    now = 9000;
+    buffer.welcomed(0);
+    expect(buffer.takeDropReport()).toEqual({ droppedEvents: 2, droppedBytes: 2 * bytes, sinceMs: 2000 });
+    expect(buffer.uncertainDrops).toBe(0);
+
+    // An ack of batch 1 in the same session says the same as a covering welcome.
+    buffer = overflowed();
+    buffer.ack(1);
+    expect(buffer.takeDropReport()).toBeUndefined();
+    expect(buffer.uncertainDrops).toBe(0);
+
+    // After a welcome that did not cover it, batch 1 is off the wire until resent: what leaves it meanwhile is
+    // lost for certain (the resend will not carry it). Once resent, it is on the wire again.
+    buffer = new EventBuffer({ maxEvents: 2, maxBytes: 1 << 20, now: () => now });
+    buffer.push(ev(0));
+    buffer.push(ev(1));
+    buffer.nextBatch(10, 1 << 20, json);
+    buffer.welcomed(0);
+    buffer.push(ev(2)); // 0 leaves batch 1 before its resend
+    expect(buffer.takeDropReport()).toMatchObject({ droppedEvents: 1 });
+    buffer.sent(1);
+    buffer.nextBatch(10, 1 << 20, json); // seq 2: 2
+    buffer.push(ev(3)); // 1 leaves batch 1 (resent with it): uncertain again
+    expect(buffer.unackedBatches.map((b) => b.seq)).toEqual([2]);
+    expect(buffer.uncertainDrops).toBe(1);
+    buffer.ack(2); // covers batch 1 (emptied and forgotten, a gap): the resend holding 1 was stored
+    expect(buffer.takeDropReport()).toBeUndefined();
+    expect(buffer.uncertainDrops).toBe(0);
   });
 
   it('keeps frames under max_frame_bytes: splits by size and drops (and counts) an event too big for any frame', () => {

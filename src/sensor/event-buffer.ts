@@ -1,6 +1,9 @@
 // The reference sensor's memory of events not yet stored by the cloud: a queue of events not yet sent,
 // and the numbered batches sent but not yet acknowledged (protocol.md §5). It is bounded in events and
-// bytes; when full it drops the oldest and counts what it dropped, for DATA_DROPPED.
+// bytes; when full it drops the oldest and counts what it dropped, for DATA_DROPPED. An event dropped from
+// a batch already on the wire may have been stored all the same (its ack lost with the connection): it is
+// counted only once the cloud has said it did not store that batch (the next welcome's ack_seq), and not
+// at all when an ack or a welcome covers the batch.
 import type { SensorEvent } from '../protocol/messages.js';
 
 export interface EventBufferOptions {
@@ -25,6 +28,11 @@ export interface Batch {
   /** Events of the batch; the first `start` of them were dropped by an overflow. */
   readonly entries: BufferedEvent[];
   start: number;
+  /**
+   * The batch went out with these events since the last welcome (created and sent, or resent), so the
+   * cloud may store them: an event dropped from it now counts only if the cloud turns out not to have.
+   */
+  onWire: boolean;
 }
 
 export interface DropReport {
@@ -60,6 +68,8 @@ export class EventBuffer {
   private events = 0;
   private byteCount = 0;
   private drops: DropReport | null = null;
+  /** Drops from batches on the wire, by batch seq: real only if the cloud did not store that batch. */
+  private readonly uncertain = new Map<number, DropReport>();
 
   constructor(options: EventBufferOptions) {
     if (!(options.maxEvents >= 1) || !(options.maxBytes >= 1)) throw new Error('event buffer limits must be at least 1');
@@ -133,7 +143,8 @@ export class EventBuffer {
         if (frameBytes(frame) <= maxFrameBytes) {
           this.head += n;
           this.compact();
-          const batch: Batch = { seq, entries, start: 0 };
+          // The caller sends the frame now: the batch is on the wire from here.
+          const batch: Batch = { seq, entries, start: 0, onWire: true };
           this.lastSeq = seq;
           this.unacked.push(batch);
           return { batch, frame };
@@ -147,8 +158,12 @@ export class EventBuffer {
     }
   }
 
-  /** Cumulative acknowledgement: releases every batch with seq <= `seq`. Returns the events released. */
+  /**
+   * Cumulative acknowledgement: releases every batch with seq <= `seq`. Returns the events released.
+   * Events dropped from those batches while they were on the wire were stored: they are not counted.
+   */
   ack(seq: number): number {
+    for (const s of this.uncertain.keys()) if (s <= seq) this.uncertain.delete(s);
     let released = 0;
     while (this.unacked.length > 0 && this.unacked[0]!.seq <= seq) {
       const batch = this.unacked.shift()!;
@@ -159,6 +174,33 @@ export class EventBuffer {
       this.events -= batch.entries.length - batch.start;
     }
     return released;
+  }
+
+  /**
+   * A welcome: the cloud has stored the batches up to `ackSeq` and nothing after them (a new session is
+   * welcomed only once the previous one's commits are settled). Events dropped from later batches while
+   * they were on the wire are lost now; those of covered batches were stored. The batches still held are
+   * off the wire until resent (sent()). Returns the events released.
+   */
+  welcomed(ackSeq: number): number {
+    for (const [seq, dropped] of this.uncertain) if (seq > ackSeq) this.addDrops(dropped);
+    this.uncertain.clear();
+    const released = this.ack(ackSeq);
+    for (const b of this.unacked) b.onWire = false;
+    return released;
+  }
+
+  /** The unacknowledged batch `seq` was resent with the events it holds now. */
+  sent(seq: number): void {
+    const batch = this.unacked.find((b) => b.seq === seq);
+    if (batch) batch.onWire = true;
+  }
+
+  /** Events dropped from batches on the wire whose fate the cloud has not told yet (not in any report). */
+  get uncertainDrops(): number {
+    let n = 0;
+    for (const d of this.uncertain.values()) n += d.droppedEvents;
+    return n;
   }
 
   /** Gives up an unacknowledged batch (it can never be delivered), counting its events as dropped. */
@@ -198,7 +240,9 @@ export class EventBuffer {
       this.dropPending();
       return;
     }
-    this.countDrop(batch.entries[batch.start]!);
+    const entry = batch.entries[batch.start]!;
+    if (batch.onWire) this.countUncertainDrop(batch.seq, entry);
+    else this.countDrop(entry);
     batch.start++;
     // An emptied batch is forgotten: its sequence number becomes a gap, which the protocol allows.
     if (batch.start === batch.entries.length) this.unacked.shift();
@@ -214,11 +258,28 @@ export class EventBuffer {
   private countDrop(entry: BufferedEvent): void {
     this.events--;
     this.byteCount -= entry.bytes;
-    if (this.drops) {
-      this.drops.droppedEvents++;
-      this.drops.droppedBytes += entry.bytes;
+    this.addDrops({ droppedEvents: 1, droppedBytes: entry.bytes, sinceMs: this.now() });
+  }
+
+  private countUncertainDrop(seq: number, entry: BufferedEvent): void {
+    this.events--;
+    this.byteCount -= entry.bytes;
+    const d = this.uncertain.get(seq);
+    if (d) {
+      d.droppedEvents++;
+      d.droppedBytes += entry.bytes;
     } else {
-      this.drops = { droppedEvents: 1, droppedBytes: entry.bytes, sinceMs: this.now() };
+      this.uncertain.set(seq, { droppedEvents: 1, droppedBytes: entry.bytes, sinceMs: this.now() });
+    }
+  }
+
+  private addDrops(d: DropReport): void {
+    if (this.drops) {
+      this.drops.droppedEvents += d.droppedEvents;
+      this.drops.droppedBytes += d.droppedBytes;
+      this.drops.sinceMs = Math.min(this.drops.sinceMs, d.sinceMs);
+    } else {
+      this.drops = { ...d };
     }
   }
 

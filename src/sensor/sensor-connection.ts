@@ -153,6 +153,7 @@ export class SensorConnection {
       }
       this.ws.send(frame);
       this.sentSeq = batch.seq;
+      buffer.sent(batch.seq);
       this.log.debug({ seq: batch.seq, events: batch.entries.length - batch.start }, 'batch resent');
     }
     while (buffer.unackedBatches.length < this.options.maxInflightBatches) {
@@ -259,6 +260,10 @@ export class SensorConnection {
     this.maxFrameBytes = positive(welcome.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
     this.maxBatchEvents = positive(welcome.max_batch_events, DEFAULT_MAX_BATCH_EVENTS);
     this.livenessTimeoutMs = positive(welcome.liveness_timeout_s, 0) * 1000;
+    // Batches the cloud already stored are forgotten, and what it did not store is settled, before the
+    // welcome is handled: its DATA_DROPPED then counts only events that were really lost. The others are
+    // resent by flush(), in order, first.
+    this.options.buffer.welcomed(typeof welcome.ack_seq === 'number' ? welcome.ack_seq : 0);
     try {
       await this.options.handlers.welcome(welcome);
     } catch (err) {
@@ -267,8 +272,6 @@ export class SensorConnection {
       return;
     }
     if (this.state !== 'welcoming') return; // closed while the welcome was handled
-    // Batches the cloud already stored are forgotten; the others are resent by flush(), in order, first.
-    this.options.buffer.ack(typeof welcome.ack_seq === 'number' ? welcome.ack_seq : 0);
     this.state = 'open';
     this.welcomedAt = Date.now();
     if (this.livenessTimeoutMs > 0) {
