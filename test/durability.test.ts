@@ -1,15 +1,23 @@
 // "No accepted event is ever lost": SIGKILL the server while a sensor streams, start it again on the same
-// data directory, and every acknowledged event is there; resends after the restart are stored once.
+// data directory, and every acknowledged event is there; resends after the restart are stored once, and
+// the server counts each one it recognised (picket_batches_duplicate_total, picket_events_duplicate_total).
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SensorEvent } from '../src/protocol/messages.js';
 import { ProtocolClient } from './harness/protocol-client.js';
 import { startServerProcess, type ServerProcess } from './harness/processes.js';
-import { apiClient } from './harness/server.js';
+import { apiClient, startTestServer } from './harness/server.js';
 import { waitFor } from './harness/wait.js';
 
 function batch(seq: number, size: number): SensorEvent[] {
   return Array.from({ length: size }, (_, i) => ({ event_type: 'DURABLE', event_time: Date.now(), event: { seq, i } }));
+}
+
+/** The resend counters of a server's /metrics. */
+async function duplicates(url: string): Promise<{ batches: number; events: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { batches: value('picket_batches_duplicate_total'), events: value('picket_events_duplicate_total') };
 }
 
 describe('durability across a server SIGKILL', () => {
@@ -56,6 +64,8 @@ describe('durability across a server SIGKILL', () => {
     // The sensor resends what it has not seen acknowledged (the server recognises what it already has).
     for (let s = acked + 1; s <= sent; s++) again.sendEvents(s, batch(s, BATCH));
     await again.waitForAck(sent);
+    // The resent batches the crash had stored (acks lost) were recognised, and counted, one by one.
+    expect(await duplicates(second.url)).toEqual({ batches: w2.ack_seq - acked, events: (w2.ack_seq - acked) * BATCH });
     again.close();
     await again.closed;
 
@@ -80,5 +90,41 @@ describe('durability across a server SIGKILL', () => {
     expect([...seen.values()].every((n) => n === 1)).toBe(true);
     second.kill('SIGTERM');
     await second.exited;
+  });
+});
+
+describe('resends at or below the stored mark', () => {
+  it('a sensor resending stored batches after a reconnect gets them acknowledged again, counted as duplicates, stored once', async () => {
+    const s = await startTestServer();
+    try {
+      const streamId = crypto.randomUUID();
+      const first = new ProtocolClient(s.url, 'json');
+      await first.hello({ installation_key: s.installationKey }, { streamId });
+      const { identity } = await first.welcome();
+      for (let seq = 1; seq <= 3; seq++) first.sendEvents(seq, batch(seq, 5));
+      await first.waitForAck(3);
+      first.close();
+      await first.closed;
+      expect(await duplicates(s.url)).toEqual({ batches: 0, events: 0 });
+
+      // Same stream: the welcome says 3 is stored; the sensor resends 2 and 3 anyway, then a new batch 4.
+      const again = new ProtocolClient(s.url, 'json');
+      await again.hello({ sid: identity!.sid, secret: identity!.secret }, { streamId });
+      expect((await again.welcome()).ack_seq).toBe(3);
+      again.sendEvents(2, batch(2, 5));
+      again.sendEvents(3, batch(3, 5));
+      again.sendEvents(4, batch(4, 5));
+      await again.waitForAck(4);
+      expect(again.messages.filter((m) => m.t === 'ack').map((m) => (m as { seq: number }).seq)).toEqual([2, 3, 4]);
+      expect(await duplicates(s.url)).toEqual({ batches: 2, events: 10 });
+      again.close();
+      await again.closed;
+
+      const page = await s.server.store.queryTimeline({ oid: s.oid, sid: identity!.sid, start: 0, end: 9_999_999_999_999, eventType: 'DURABLE', limit: 1000 });
+      const stored = page.events.map((json) => (JSON.parse(json) as { event: { seq: number; i: number } }).event).map((e) => `${e.seq}:${e.i}`);
+      expect(stored.sort()).toEqual([1, 2, 3, 4].flatMap((seq) => [0, 1, 2, 3, 4].map((i) => `${seq}:${i}`)).sort());
+    } finally {
+      await s.close();
+    }
   });
 });

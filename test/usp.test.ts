@@ -215,6 +215,46 @@ describe('USP endpoint (in-process server)', () => {
     expect(received.some((t) => t >= from + bo.dur * 1000 - 100)).toBe(true);
   });
 
+  it('messages resent at or below what is stored are acknowledged again, counted as duplicates, and stored once', async () => {
+    await start();
+    const h = header(server, { sensor_seed_key: 'resender', is_compressed: false });
+    const counters = async (): Promise<{ batches: number; events: number }> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const value = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return { batches: value('picket_batches_duplicate_total'), events: value('picket_events_duplicate_total') };
+    };
+    /** One connection with the same header (so the same stream): sends the messages, waits for the ack of the last. */
+    async function connection(xs: number[]): Promise<number[]> {
+      const ws = new WebSocket(uspUrl(server.url));
+      const acks: number[] = [];
+      let ready = false;
+      ws.on('message', (data) => {
+        const m = JSON.parse(data.toString()) as { v: string; x?: number };
+        if (m.v === 'rd') ready = true;
+        if (m.v === 'ack') acks.push(m.x!);
+      });
+      const closed = new Promise((r) => ws.on('close', r));
+      await new Promise((r) => ws.on('open', r));
+      ws.send(JSON.stringify(h));
+      await waitFor(() => ready, { message: 'rd' });
+      xs.forEach((x, i) => ws.send(pack({ x, e: 'RESENT', j: { n: x }, ...(i === xs.length - 1 ? { a: true } : {}) })));
+      await waitFor(() => acks.includes(xs.at(-1)!), { message: `the ack of ${xs.at(-1)}` });
+      ws.close();
+      await closed;
+      return acks;
+    }
+    expect(await connection([1, 2, 3, 4, 5])).toEqual([5]);
+    expect(await counters()).toEqual({ batches: 0, events: 0 });
+    // After a reconnect the adapter resends all five (it cannot know its ack arrived), then a new one.
+    expect(await connection([1, 2, 3, 4, 5, 6])).toEqual([6]);
+    expect(await counters()).toEqual({ batches: 5, events: 5 });
+    // A reconnect resending only what is stored: acknowledged (the ack it asked for on 6), nothing stored.
+    expect(await connection([4, 5, 6])).toEqual([6]);
+    expect(await counters()).toEqual({ batches: 8, events: 8 });
+    const stored = (await timeline(server, uuidV5('resender', server.oid))).filter((e) => e.routing.event_type === 'RESENT').map((e) => e.event.n);
+    expect(stored).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('malformed traffic closes only the offending connection, with an error', async () => {
     await start({ maxFrameBytes: 65_536 });
     const good = client(header(server, { sensor_seed_key: 'good' }));
