@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { validatePayload } from '../src/catalogue/index.js';
+import { validateEvent } from '../src/catalogue/index.js';
 import { ARCHITECTURE, PLATFORM } from '../src/domain/platform.js';
 import { adapterSid } from '../src/services/sensor-admission.js';
 import { runCli } from './harness/processes.js';
@@ -244,7 +244,8 @@ describe('cloud adapters (real servers)', () => {
     expect(notices).toHaveLength(1);
     const notice = notices[0]!;
     expect(notice.event.error).toBe('HTTP 401 Unauthorized: {"error":"invalid api key"}');
-    expect(validatePayload('cloud_adapter_disabled', notice.event)).toMatchObject({ valid: true });
+    // The whole envelope, routing included, as the cloud produces it.
+    expect(validateEvent(notice, { produced: true })).toEqual({ valid: true, known: true, errors: [] });
     expect(notice.routing).toMatchObject({ oid: s.oid, event_type: 'cloud_adapter_disabled' });
     expect(notice.routing.sid).toBeUndefined();
 
