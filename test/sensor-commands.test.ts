@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CommandRunner, type CommandContext } from '../src/sensor/commands/command-runner.js';
 import { isolationRuleset, NftIsolation, type NetworkIsolation } from '../src/sensor/commands/network-isolation.js';
+import { canIsolateHere, pathWithoutNft } from './harness/nft.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -51,6 +52,29 @@ describe('sensor commands', () => {
       }
     } else {
       expect((await new NftIsolation().isolate({ host: '127.0.0.1', port: 1 })).error).not.toBe(0);
+    }
+  });
+
+  it('says whether isolation could be done here (root and a working nft) without changing anything', async () => {
+    const here = await new NftIsolation().readiness();
+    expect(here.ready, here.detail).toBe(canIsolateHere());
+    if (process.platform !== 'linux') {
+      expect(here.detail).toMatch(/Linux only/);
+      return;
+    }
+    const original = process.env.PATH;
+    process.env.PATH = pathWithoutNft();
+    try {
+      expect(await new NftIsolation().readiness()).toEqual({ ready: false, detail: expect.stringMatching(/nft \(nftables\) is not installed/) as string });
+    } finally {
+      process.env.PATH = original;
+    }
+    const getuid = process.getuid;
+    process.getuid = () => 1000;
+    try {
+      expect(await new NftIsolation().readiness()).toEqual({ ready: false, detail: expect.stringMatching(/does not run as root/) as string });
+    } finally {
+      process.getuid = getuid;
     }
   });
 

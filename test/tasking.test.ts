@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateEvent } from '../src/catalogue/index.js';
+import { canIsolateHere, pathWithoutNft } from './harness/nft.js';
 import { runCli, startSensorProcess, startServerProcess, type ManagedProcess, type ServerProcess } from './harness/processes.js';
 import { apiClient } from './harness/server.js';
 import { waitFor } from './harness/wait.js';
@@ -32,21 +33,23 @@ describe('tasking a real sensor process', () => {
   const dirs: string[] = [];
   let runner = ''; // started with --allow-run
   let plain = '';
+  let noNft = ''; // a host without nftables
   let runnerDir = '';
 
   beforeAll(async () => {
     server = await startServerProcess();
     api = apiClient(server.url, server.credentials.api_key);
-    const start = async (hostname: string, args: string[]): Promise<[string, string]> => {
+    const start = async (hostname: string, args: string[], env?: Record<string, string>): Promise<[string, string]> => {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-task-'));
       dirs.push(dir);
-      sensors.push(startSensorProcess({ url: server.url, key: server.credentials.installation_key, stateDir: dir, hostname, args }));
+      sensors.push(startSensorProcess({ url: server.url, key: server.credentials.installation_key, stateDir: dir, hostname, args, ...(env ? { env } : {}) }));
       const sid = await waitFor(() => (existsSync(path.join(dir, 'identity.json')) ? (JSON.parse(readFileSync(path.join(dir, 'identity.json'), 'utf8')) as { sid: string }).sid : undefined), { message: `${hostname} enrolled` });
       await waitFor(async () => (await api<{ is_online: boolean }>('GET', `/v1/${sid}`)).body.is_online, { message: `${hostname} online` });
       return [sid, dir];
     };
     [runner, runnerDir] = await start('task-runner', ['--allow-run']);
     [plain] = await start('task-plain', []);
+    [noNft] = await start('task-no-nft', [], { PATH: pathWithoutNft() });
   });
 
   afterAll(async () => {
@@ -97,11 +100,20 @@ describe('tasking a real sensor process', () => {
     return answer;
   }
 
-  it('selftest: the cloud records SELF_TEST, the sensor answers SELF_TEST_RESULT with each check', async () => {
-    const answer = await expectAnswered(plain, 'selftest', 'SELF_TEST_RESULT', 0);
-    const checks = answer.event.CHECKS as Array<{ name: string; ok: boolean }>;
+  it('selftest: the cloud records SELF_TEST, the sensor answers SELF_TEST_RESULT with each check, passing none it did not check', async () => {
+    // Isolation needs root and a working nft: the check passes exactly where this machine has them.
+    const isolationReady = canIsolateHere();
+    const answer = await expectAnswered(plain, 'selftest', 'SELF_TEST_RESULT', isolationReady ? 0 : 1);
+    const checks = answer.event.CHECKS as Array<{ name: string; ok: boolean; detail: string }>;
     expect(checks.map((c) => c.name)).toEqual(['identity', 'state_dir_writable', 'event_buffer', 'clock', 'cloud_connection', 'network_isolation']);
-    expect(checks.every((c) => c.ok)).toBe(true);
+    expect(checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(isolationReady ? [] : ['network_isolation']);
+    if (!isolationReady) expect(answer.event.ERROR_MESSAGE).toMatch(/network_isolation/);
+    // On a host without nftables it fails, saying why, whatever this machine has.
+    const bare = await expectAnswered(noNft, 'selftest', 'SELF_TEST_RESULT', 1);
+    const bareChecks = bare.event.CHECKS as Array<{ name: string; ok: boolean; detail: string }>;
+    expect(bareChecks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['network_isolation']);
+    expect(bareChecks.find((c) => c.name === 'network_isolation')!.detail).toMatch(/nft \(nftables\) is not installed/);
+    expect(bare.event.ERROR_MESSAGE).toMatch(/network_isolation/);
     const res = await api<{ events: Envelope[] }>('GET', `/v1/insight/${server.credentials.oid}/${plain}?start=0&end=${FAR_S}&event_type=SELF_TEST`);
     expect(res.body.events.length).toBeGreaterThanOrEqual(1);
     expect(res.body.events[0]!.routing.investigation_id).toMatch(/^inv-selftest-/);
@@ -121,6 +133,12 @@ describe('tasking a real sensor process', () => {
   it('set_performance_mode, unload_kernel (50) and update (applied and persisted; 87 for a bad config)', async () => {
     expect((await expectAnswered(runner, 'set_performance_mode --is-enabled', 'SET_PERFORMANCE_MODE', 0)).event.IS_ENABLED).toBe(true);
     expect((await expectAnswered(runner, 'unload_kernel', 'UNLOAD_KERNEL', 50)).event.ERROR_MESSAGE).toMatch(/no kernel component/);
+    // Applied at once: with the cloud's interval at 600 s, SYNC now comes every second.
+    const fast = await expectAnswered(runner, 'update --collector sync --config \'{"interval_s": 1}\'', 'UPDATE', 0);
+    await waitFor(async () => {
+      const res = await api<{ events: Envelope[] }>('GET', `/v1/insight/${server.credentials.oid}/${runner}?start=0&end=${FAR_S}&event_type=SYNC&limit=1000`);
+      return res.body.events.filter((e) => e.routing.event_time > fast.routing.event_time).length >= 2;
+    }, { timeoutMs: 10_000, message: 'two SYNC after the update to a 1 s interval' });
     await expectAnswered(runner, 'update --collector sync --config \'{"interval_s": 3600}\'', 'UPDATE', 0);
     const config = JSON.parse(readFileSync(path.join(runnerDir, 'config.json'), 'utf8')) as { collectors: Record<string, unknown>; performance_mode: boolean };
     expect(config).toEqual({ collectors: { sync: { interval_s: 3600 } }, performance_mode: true });
@@ -141,9 +159,9 @@ describe('tasking a real sensor process', () => {
     expect(last.routing.event_type).toBe('UNLOAD_KERNEL');
     expect(last.event.ERROR).toBe(50);
     expect(r.code).toBe(3);
-    const human = await runCli(['task', plain, 'selftest', '--wait', '--investigation-id', 'cli-inv', '--data', server.dataDir]);
+    const human = await runCli(['task', plain, 'set_performance_mode', '--wait', '--investigation-id', 'cli-inv', '--data', server.dataDir]);
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/^answered\s+SELF_TEST_RESULT\s+ERROR 0/m);
+    expect(human.stdout).toMatch(/^answered\s+SET_PERFORMANCE_MODE\s+ERROR 0/m);
   });
 
   it('malformed task requests get clear API errors', async () => {
@@ -163,11 +181,25 @@ describe('tasking a real sensor process', () => {
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(status);
       expect(res.body.error).toMatch(message);
     }
-    // Another organization's sensor does not exist for this key.
+    // Another organization's sensor, its tasks and its isolation flag do not exist for this key.
     const other = await api<{ api_key: string }>('POST', '/v1/orgs', { name: 'elsewhere' });
     const stranger = apiClient(server.url, other.body.api_key);
     const res = await stranger<{ error: string }>('POST', `/v1/${plain}`, { tasks: ['selftest'] });
     expect(res.status).toBe(404);
     expect((await stranger('GET', `/v1/${plain}/tasks`)).status).toBe(404);
+    const [mine] = (await api<{ tasks: Task[] }>('GET', `/v1/${plain}/tasks?limit=1`)).body.tasks as [Task];
+    expect((await api('GET', `/v1/tasks/${mine.task_id}`)).status).toBe(200);
+    const read = await stranger<{ error: string }>('GET', `/v1/tasks/${mine.task_id}`);
+    expect(read.status).toBe(404);
+    expect(read.body.error).toBe(`task ${mine.task_id} not found`);
+    for (const method of ['POST', 'DELETE', 'GET']) {
+      const isolation = await stranger<{ error: string }>(method, `/v1/${plain}/isolation`);
+      expect(isolation.status, `${method} /v1/{sid}/isolation`).toBe(404);
+      expect(isolation.body.error).toMatch(/not found/);
+    }
+    // Nothing changed and nothing was sent: the flag is unset, and no isolation task was created.
+    expect((await api<{ should_isolate: boolean }>('GET', `/v1/${plain}/isolation`)).body.should_isolate).toBe(false);
+    const after = (await api<{ tasks: Array<Task & { command: string }> }>('GET', `/v1/${plain}/tasks`)).body.tasks;
+    expect(after.filter((x) => /segregate_network|rejoin_network/.test(x.command))).toEqual([]);
   });
 });

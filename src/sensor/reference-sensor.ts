@@ -483,7 +483,12 @@ export class ReferenceSensor {
       if (!this.isConnected) throw new Error('not connected');
       return this.url;
     });
-    await check('network_isolation', async () => `backend ready; host ${(await this.isolation.isIsolated()) ? 'isolated' : 'not isolated'}`);
+    await check('network_isolation', async () => {
+      const readiness = (await this.isolation.readiness?.()) ?? { ready: false, detail: 'the isolation backend cannot tell whether it works' };
+      const host = `host ${(await this.isolation.isIsolated()) ? 'isolated' : 'not isolated'}`;
+      if (!readiness.ready) throw new Error(`${readiness.detail}; ${host}`);
+      return `${readiness.detail}; ${host}`;
+    });
     return checks;
   }
 

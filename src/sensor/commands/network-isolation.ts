@@ -14,12 +14,20 @@ export interface IsolationOutcome {
   message?: string;
 }
 
+/** Whether isolation could be done here now, and why not (for selftest: never a pass it did not check). */
+export interface IsolationReadiness {
+  ready: boolean;
+  detail: string;
+}
+
 export interface NetworkIsolation {
   /** Cuts the host off, except loopback and the cloud endpoint. */
   isolate(cloud: { host: string; port: number }): Promise<IsolationOutcome>;
   rejoin(): Promise<IsolationOutcome>;
   /** Whether our rules are in place now. */
   isIsolated(): Promise<boolean>;
+  /** Checks what isolating needs, without changing anything. A backend without it is reported not ready. */
+  readiness?(): Promise<IsolationReadiness>;
 }
 
 interface RunResult {
@@ -95,6 +103,22 @@ export class NftIsolation implements NetworkIsolation {
     if (process.platform !== 'linux') return false;
     const r = await runNft(['list', 'table', 'inet', ISOLATION_TABLE]);
     return r.code === 0;
+  }
+
+  /** Root (or the capability nft needs) and an nft binary that answers: `nft list tables` is read-only. */
+  async readiness(): Promise<IsolationReadiness> {
+    if (process.platform !== 'linux') return { ready: false, detail: `network isolation is implemented with nftables on Linux only, not on ${process.platform}` };
+    const problems: string[] = [];
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) problems.push('the sensor does not run as root');
+    const version = await runNft(['--version']);
+    if (version.missing) problems.push('nft (nftables) is not installed');
+    else if (version.code !== 0) problems.push(`nft --version failed: ${version.stderr.slice(0, 200)}`);
+    if (problems.length === 0) {
+      const list = await runNft(['list', 'tables']);
+      if (list.code !== 0) problems.push(`nft cannot read the ruleset: ${list.stderr.slice(0, 200) || `exit ${list.code}`}`);
+    }
+    if (problems.length > 0) return { ready: false, detail: `network isolation unavailable: ${problems.join('; ')}` };
+    return { ready: true, detail: 'nftables usable (root, nft list tables works)' };
   }
 
   private unsupported(): IsolationOutcome | undefined {
