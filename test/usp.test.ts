@@ -168,11 +168,19 @@ describe('USP endpoint (in-process server)', () => {
     const got = await api<{ info: Record<string, unknown>; is_online: boolean }>('GET', `/v1/${sid}`);
     expect(got.body.is_online).toBe(true);
     expect(got.body.info).toMatchObject({ sid, arch: 9, plat: 0x80000000, hostname: 'syslog-relay', sensor_version: 'usp/2' });
+    // It is in the organization's sensor list, online, with its platform and architecture, also among the online ones.
+    for (const query of ['', '?is_online_only=true']) {
+      const list = await api<{ sensors: Array<Record<string, unknown>> }>('GET', `/v1/sensors/${server.oid}${query}`);
+      expect(list.status).toBe(200);
+      expect(list.body.sensors.filter((x) => x.sid === sid)).toEqual([expect.objectContaining({ sid, arch: 9, plat: 0x80000000, hostname: 'syslog-relay', is_online: true })]);
+    }
     const task = await api<{ error: { message: string } }>('POST', `/v1/${sid}`, { tasks: ['selftest'] });
     expect(task.status).toBe(409);
     expect(JSON.stringify(task.body)).toContain('adapters take no tasks');
     c.stop();
     await waitFor(async () => (await api<{ is_online: boolean }>('GET', `/v1/${sid}`)).body.is_online === false, { message: 'offline' });
+    const offline = await api<{ sensors: Array<Record<string, unknown>> }>('GET', `/v1/sensors/${server.oid}`);
+    expect(offline.body.sensors.filter((x) => x.sid === sid)).toEqual([expect.objectContaining({ sid, arch: 9, is_online: false })]);
     const again = client({ ...h, instance_id: crypto.randomUUID() });
     await waitFor(() => again.isReady, { message: 'ready again' });
     again.ship({ j: { kind: 'SECOND' } });
