@@ -4,9 +4,11 @@
 import type { SensorRouting } from '../pipeline/envelope.js';
 import type { FleetPresence } from './presence.js';
 
-/** What a sensor session reports after each stored batch (GatewayContext.runtime). */
+/** What a sensor session reports after each stored batch (GatewayContext.runtime), and when it ends. */
 export interface ReceivedUsage {
   received(routing: SensorRouting, events: number, bytes: number): void;
+  /** The session that connected at `connected_at` ended at `at` (Unix ms; sensor-hours run up to it). */
+  sessionEnded?(session: { oid: string; sid: string; connected_at: number }, at: number): void;
 }
 
 /** runtime_mtd.mtd of a *_per_sensor event. */
@@ -66,5 +68,8 @@ export class SensorRuntime implements ReceivedUsage {
 
 /** One ReceivedUsage call site in the session feeding several consumers (runtime metrics, billing). */
 export function receivedBy(...consumers: ReceivedUsage[]): ReceivedUsage {
-  return { received: (routing, events, bytes) => { for (const c of consumers) c.received(routing, events, bytes); } };
+  return {
+    received: (routing, events, bytes) => { for (const c of consumers) c.received(routing, events, bytes); },
+    sessionEnded: (session, at) => { for (const c of consumers) c.sessionEnded?.(session, at); },
+  };
 }

@@ -27,9 +27,16 @@ export interface OutputUsage {
   sent(oid: string, output: string, bytes: number): void;
 }
 
+/** A session as metered for sensor-hours. */
+export interface MeteredSession {
+  oid: string;
+  sid: string;
+  connected_at: number;
+}
+
 /** The live sessions, for sensor-hours (SessionRegistry.all()). */
 export interface OnlineSessions {
-  sessions(): Iterable<{ oid: string; sid: string; connected_at: number }>;
+  sessions(): Iterable<MeteredSession>;
 }
 
 const HOUR_MS = 3_600_000;
@@ -37,6 +44,8 @@ const HOUR_MS = 3_600_000;
 export class UsageMeter implements ReceivedUsage, OutputUsage {
   private pending = new Map<string, UsageDelta>();
   private lastSampleAt: number;
+  /** Sessions credited up to their end since the last sample: not counted again should one still be listed. */
+  private ended = new Set<string>();
   private flushing: Promise<void> | null = null;
 
   constructor(
@@ -72,21 +81,36 @@ export class UsageMeter implements ReceivedUsage, OutputUsage {
 
   /**
    * Adds the time each live session was online since the last sample, split at period boundaries. A
-   * session that ended between two samples loses its time since the last sample (at most one interval).
+   * session that ended since the last sample was credited up to its end by sessionEnded().
    */
   sampleOnline(): void {
     const now = this.now();
     const since = this.lastSampleAt;
+    const ended = this.ended;
     this.lastSampleAt = now;
+    this.ended = new Set();
     if (now <= since) return;
     for (const s of this.online.sessions()) {
-      let from = Math.max(since, s.connected_at);
-      while (from < now) {
-        const period = periodStart(from, this.periodMs);
-        const to = Math.min(now, period + this.periodMs);
-        this.add(s.oid, period, USAGE.sensor, USAGE.sensorHours, (to - from) / HOUR_MS);
-        from = to;
-      }
+      if (!ended.has(sessionKey(s))) this.credit(s, Math.max(since, s.connected_at), now);
+    }
+  }
+
+  /**
+   * A session ended at `at` (Unix ms): its time online since the last sample (or since it connected, when
+   * later) is credited now, so that sensor-hours run up to the end of every session, however short.
+   */
+  sessionEnded(session: MeteredSession, at: number): void {
+    this.ended.add(sessionKey(session));
+    this.credit(session, Math.max(this.lastSampleAt, session.connected_at), at);
+  }
+
+  /** Adds the sensor-hours of one session from `from` to `to`, split at period boundaries. */
+  private credit(s: MeteredSession, from: number, to: number): void {
+    while (from < to) {
+      const period = periodStart(from, this.periodMs);
+      const end = Math.min(to, period + this.periodMs);
+      this.add(s.oid, period, USAGE.sensor, USAGE.sensorHours, (end - from) / HOUR_MS);
+      from = end;
     }
   }
 
@@ -127,6 +151,10 @@ export class UsageMeter implements ReceivedUsage, OutputUsage {
     if (d) d.v += v;
     else this.pending.set(id, { oid, period, cat, k, v, mode: 'add' });
   }
+}
+
+function sessionKey(s: MeteredSession): string {
+  return `${s.sid}\u0000${s.connected_at}`;
 }
 
 function key(oid: string, period: number, cat: string, k: string): string {
