@@ -1,7 +1,9 @@
 // Usage metering on a real server with an injected clock: after a known load (events of known frame
 // size from one sensor, an output delivering them, an artifact, a sensor online for a known time) the billing_record
 // events of the period and GET /v1/usage report exactly those amounts; a restart neither loses nor
-// doubles a period.
+// doubles a period. The meter samples only when told (no background tick), so a session that ends between
+// two samples must be credited up to its end by the session itself, and output bytes are counted in
+// UTF-8 bytes (one event holds non-ASCII text).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,7 +46,9 @@ describe('billing (real server, injected clock)', () => {
   let clock = P0;
 
   async function start(dir: string): Promise<{ s: TestServer; published: BusEvent[] }> {
-    const s = await startTestServer({ dataDir: dir }, { now: () => clock });
+    // No background meter tick within a test: sensor-hours are sampled only by billing.tick(), the usage API
+    // and shutdown, so nothing samples a session right before it ends.
+    const s = await startTestServer({ dataDir: dir, usageFlushMs: 3_600_000 }, { now: () => clock });
     cleanups.push(() => s.close({ keepData: true }));
     const published: BusEvent[] = [];
     s.server.bus.subscribe((events) => {
@@ -81,7 +85,10 @@ describe('billing (real server, injected clock)', () => {
     await client.welcome();
     let bytes = 0;
     for (let seq = 1; seq <= 3; seq++) {
-      const frame = encodeFrame({ t: 'events', seq, events: telemetry(10, 'NEW_PROCESS', P0 + seq) }, 'json');
+      const events = telemetry(10, 'NEW_PROCESS', P0 + seq);
+      // Non-ASCII text: its output record is longer in UTF-8 bytes than in characters.
+      if (seq === 1) events[0]!.event.COMMAND_LINE = 'grep -r "naïve café — 日本語 ✓" /srv';
+      const frame = encodeFrame({ t: 'events', seq, events }, 'json');
       bytes += Buffer.byteLength(frame);
       client.sendRaw(frame);
     }
@@ -94,6 +101,7 @@ describe('billing (real server, injected clock)', () => {
       return l.length === 31 ? l : null;
     }, { message: 'the output to deliver 31 events' });
     const sent = lines.reduce((n, l) => n + Buffer.byteLength(l), 0);
+    expect(sent).toBeGreaterThan(lines.reduce((n, l) => n + l.length, 0));
     await delivered(s);
     // One artifact of 3000 bytes is stored (through the ingestion endpoint).
     const key = await api<{ key: string }>('POST', `/v1/insight/${s.oid}/ingestion_keys`, { name: 'uploads' });
@@ -135,14 +143,15 @@ describe('billing (real server, injected clock)', () => {
     const frame = encodeFrame({ t: 'events', seq: 4, events: telemetry(4, 'NEW_PROCESS', P1) }, 'json');
     client.sendRaw(frame);
     await client.waitForAck(4);
-    // The sensor leaves at 01:20 (the meter samples sessions every PICKET_USAGE_FLUSH_MS: tick once first).
+    // The sensor leaves at 01:20, with no sample since 01:05: it is online 20 minutes of this period, up to
+    // its end (not 5, the last sample; not 30, the shutdown below).
     clock = P1 + 20 * MIN;
-    await s.server.billing.tick();
     client.close();
     await client.closed;
-    // 4 events and the DISCONNECTED delivered in this period.
+    // 4 events and the DISCONNECTED delivered in this period (so the session's end has been handled).
     await waitFor(() => readFileSync(file, 'utf8').split('\n').filter((x) => x !== '').length === 36, { message: 'the output to deliver 5 more events' });
     await delivered(s);
+    clock = P1 + 30 * MIN;
     const sentAfter = readFileSync(file, 'utf8').split('\n').filter((x) => x !== '').slice(31).reduce((n, l) => n + Buffer.byteLength(l), 0);
     await s.close({ keepData: true });
     cleanups.pop();
