@@ -1,6 +1,7 @@
 // Real network isolation (nftables) of a real sensor process inside a Linux network namespace created by
 // the test: a peer address answers before segregate_network, not after (while the cloud connection and
-// the sensor stay up), again after rejoin_network; a sensor restarted while isolated comes back isolated.
+// the sensor stay up), again after rejoin_network; a sensor restarted while isolated comes back isolated;
+// the persistent flag isolates the host again after a restart that lost the rules (a reboot).
 // Needs root, iproute2 and nft: skipped with a message where the machine cannot, never when CI=true.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,6 +36,18 @@ function unavailable(): string | undefined {
   if (r.status !== 0) return `cannot create a network namespace: ${r.stderr.toString().trim()}`;
   spawnSync('ip', ['netns', 'del', probe]);
   return undefined;
+}
+
+interface Envelope {
+  routing: { event_type: string; event_time: number; investigation_id?: string };
+  event: Record<string, unknown>;
+}
+
+interface Answered {
+  state: string;
+  error: number;
+  answer: Envelope;
+  investigationId: string;
 }
 
 const reason = unavailable();
@@ -96,20 +109,42 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
     return (await api<{ is_online: boolean }>('GET', `/v1/${sid}`)).body.is_online === true;
   }
 
-  async function taskAndWait(command: string): Promise<{ error: number; answer: { routing: { event_type: string }; event: Record<string, unknown> } }> {
-    const res = await api<{ tasks: Array<{ task_id: string }> }>('POST', `/v1/${sid}`, { tasks: [command], investigation_id: `iso-${command}` });
+  let tasked = 0;
+  async function taskAndWait(command: string): Promise<Answered> {
+    const investigationId = `iso-${command}-${++tasked}`;
+    const res = await api<{ tasks: Array<{ task_id: string }> }>('POST', `/v1/${sid}`, { tasks: [command], investigation_id: investigationId });
     expect(res.status).toBe(200);
-    const id = res.body.tasks[0]!.task_id;
+    return { ...(await answerOf(res.body.tasks[0]!.task_id, command)), investigationId };
+  }
+
+  async function answerOf(taskId: string, what: string): Promise<Omit<Answered, 'investigationId'>> {
     return waitFor(async () => {
-      const t = (await api<{ state: string; error: number; answer: { routing: { event_type: string }; event: Record<string, unknown> } }>('GET', `/v1/tasks/${id}`)).body;
+      const t = (await api<Omit<Answered, 'investigationId'>>('GET', `/v1/tasks/${taskId}`)).body;
       return t.state === 'answered' ? t : undefined;
-    }, { timeoutMs: 20_000, message: `answer to ${command}` });
+    }, { timeoutMs: 20_000, message: `answer to ${what}` });
+  }
+
+  async function timeline(eventType?: string): Promise<Envelope[]> {
+    const type = eventType ? `&event_type=${eventType}` : '';
+    return (await api<{ events: Envelope[] }>('GET', `/v1/insight/${server.credentials.oid}/${sid}?start=0&end=9999999999&limit=10000${type}`)).body.events;
+  }
+
+  /** CLOUD_NOTIFICATION first, then the result, both stored with the task's investigation id. */
+  async function expectNotifiedThenAnswered(answered: Answered, resultType: string): Promise<void> {
+    const events = (await timeline()).filter((e) => e.routing.investigation_id === answered.investigationId);
+    expect(events.map((e) => e.routing.event_type)).toEqual(['CLOUD_NOTIFICATION', resultType]);
+    expect(events[0]!.event).toMatchObject({ NOTIFICATION_ID: resultType === 'SEGREGATE_NETWORK' ? 'segregate_network' : 'rejoin_network', NOTIFICATION: { INVESTIGATION_ID: answered.investigationId } });
+    expect(events[0]!.event.ERROR).toBeUndefined();
+    expect(events[1]!.event.ERROR).toBe(0);
+    expect(answered.answer.routing).toMatchObject({ event_type: resultType, investigation_id: answered.investigationId });
   }
 
   async function lastConnected(): Promise<Record<string, unknown>> {
     const res = await api<{ events: Array<{ event: Record<string, unknown> }> }>('GET', `/v1/insight/${server.credentials.oid}/${sid}?start=0&end=9999999999&event_type=CONNECTED&is_forward=false&limit=1`);
     return res.body.events[0]!.event;
   }
+
+  const nftTables = (): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', 'list', 'tables']).toString();
 
   it('cuts the host off except the cloud, and lets it back', async () => {
     sensor = startSensor();
@@ -118,16 +153,18 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
     expect((await lastConnected()).IS_SEGREGATED).toBe(0);
     expect(peerReachable(peerPort)).toBe(true);
 
+    const sessionsBefore = { connected: (await timeline('CONNECTED')).length, disconnected: (await timeline('DISCONNECTED')).length };
     const segregated = await taskAndWait('segregate_network');
-    expect(segregated.answer.routing.event_type).toBe('SEGREGATE_NETWORK');
     expect(segregated.error).toBe(0);
+    await expectNotifiedThenAnswered(segregated, 'SEGREGATE_NETWORK');
     expect(peerReachable(peerPort)).toBe(false);
-    // The cloud connection stays up: the sensor is online and still answers.
+    // The cloud connection stays up: the sensor is online and answers the next task over the same session
+    // (no DISCONNECTED, no new CONNECTED in between).
     expect(await online()).toBe(true);
     expect((await taskAndWait('selftest')).error).toBe(0);
+    expect({ connected: (await timeline('CONNECTED')).length, disconnected: (await timeline('DISCONNECTED')).length }).toEqual(sessionsBefore);
     // Our rules are in our own table, and only there.
-    const tables = execFileSync('ip', ['netns', 'exec', NS, 'nft', 'list', 'tables']).toString();
-    expect(tables).toMatch(/table inet picket_isolation/);
+    expect(nftTables()).toMatch(/table inet picket_isolation/);
 
     // A restart while isolated comes back isolated, and says so.
     sensor.kill('SIGTERM');
@@ -139,9 +176,41 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
     expect(peerReachable(peerPort)).toBe(false);
 
     const rejoined = await taskAndWait('rejoin_network');
-    expect(rejoined.answer.routing.event_type).toBe('REJOIN_NETWORK');
     expect(rejoined.error).toBe(0);
+    await expectNotifiedThenAnswered(rejoined, 'REJOIN_NETWORK');
     expect(peerReachable(peerPort)).toBe(true);
-    expect(execFileSync('ip', ['netns', 'exec', NS, 'nft', 'list', 'tables']).toString()).not.toMatch(/picket_isolation/);
+    expect(nftTables()).not.toMatch(/picket_isolation/);
+  }, 90_000);
+
+  it('the persistent flag isolates the host again after a restart that lost the rules (a reboot)', async () => {
+    expect(sensor?.running && (await online())).toBe(true);
+    const set = await api<{ should_isolate: boolean; task_id: string }>('POST', `/v1/${sid}/isolation`);
+    expect(set.body.should_isolate).toBe(true);
+    expect((await answerOf(set.body.task_id, 'the flag\'s segregate_network')).error).toBe(0);
+    expect(peerReachable(peerPort)).toBe(false);
+
+    // Stopped, and the kernel forgets the rules while it is down, as a reboot would.
+    sensor!.kill('SIGTERM');
+    await sensor!.exited;
+    await waitFor(async () => !(await online()), { message: 'offline after the stop' });
+    execFileSync('ip', ['netns', 'exec', NS, 'nft', 'delete', 'table', 'inet', 'picket_isolation']);
+    expect(peerReachable(peerPort)).toBe(true);
+    const tasksBefore = new Set((await api<{ tasks: Array<{ task_id: string }> }>('GET', `/v1/${sid}/tasks`)).body.tasks.map((x) => x.task_id));
+
+    sensor = startSensor();
+    await waitFor(online, { timeoutMs: 20_000, message: 'back online after the "reboot"' });
+    // It says truthfully that it came back without isolation; the cloud re-applies the flag.
+    await waitFor(async () => (await lastConnected()).IS_SEGREGATED === 0, { message: 'CONNECTED.IS_SEGREGATED 0 after the rules were lost' });
+    const reapplied = await waitFor(async () => (await api<{ tasks: Array<{ task_id: string; command: string; investigation_id: string }> }>('GET', `/v1/${sid}/tasks`)).body.tasks
+      .find((x) => !tasksBefore.has(x.task_id) && x.command === 'segregate_network' && x.investigation_id === '__isolation'), { message: 'the flag re-applied on the new session' });
+    expect((await answerOf(reapplied.task_id, 'the re-applied segregate_network')).error).toBe(0);
+    expect(peerReachable(peerPort)).toBe(false);
+    expect(nftTables()).toMatch(/table inet picket_isolation/);
+    expect((await api<{ should_isolate: boolean; is_isolated: boolean }>('GET', `/v1/${sid}/isolation`)).body).toMatchObject({ should_isolate: true, is_isolated: true });
+
+    const lifted = await api<{ should_isolate: boolean; task_id: string }>('DELETE', `/v1/${sid}/isolation`);
+    expect(lifted.body.should_isolate).toBe(false);
+    expect((await answerOf(lifted.body.task_id, 'the flag\'s rejoin_network')).error).toBe(0);
+    expect(peerReachable(peerPort)).toBe(true);
   }, 90_000);
 });

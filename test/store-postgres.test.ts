@@ -206,7 +206,7 @@ suite('PostgresStore', () => {
             "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE 'events\\_%' ORDER BY 1",
           );
           expect(tables.rows.map((r) => r.name)).toEqual([
-            'api_keys', 'artifact_exports', 'artifact_parts', 'artifacts', 'cloud_adapters', 'event_log_head', 'events', 'ingestion_keys', 'installation_keys',
+            'api_keys', 'artifact_exports', 'artifact_parts', 'artifacts', 'bus_relay', 'cloud_adapters', 'cluster_nodes', 'cluster_sessions', 'event_log_head', 'events', 'ingestion_keys', 'installation_keys',
             'org_errors', 'orgs', 'output_cursors', 'outputs', 'schedule_marks', 'schema_migrations', 'sensor_notices', 'sensor_tags', 'sensors',
             'sequence_marks', 'tasks', 'usage_counters', 'usage_periods',
           ]);

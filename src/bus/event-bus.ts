@@ -15,8 +15,14 @@ export interface BusEvent {
 export type BusHandler = (events: ReadonlyArray<BusEvent>) => void;
 
 export interface EventBus {
-  /** Hands stored events to every subscriber; never blocks the caller on a slow consumer. */
+  /**
+   * Announces events that are durably stored (in the event log) to every subscriber; never blocks the
+   * caller on a slow consumer. In a cluster the log itself is relayed to the bus (src/cluster/event-relay.ts),
+   * so this only says "something was stored".
+   */
   publish(events: ReadonlyArray<BusEvent>): void;
+  /** Hands events that are never stored (schedule ticks) to every subscriber, of every node. */
+  publishTransient(events: ReadonlyArray<BusEvent>): void;
   /** Returns an unsubscribe function. */
   subscribe(handler: BusHandler): () => void;
   close(): Promise<void>;

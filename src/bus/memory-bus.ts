@@ -16,6 +16,10 @@ export class MemoryBus implements EventBus {
     }
   }
 
+  publishTransient(events: ReadonlyArray<BusEvent>): void {
+    this.publish(events);
+  }
+
   subscribe(handler: BusHandler): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);

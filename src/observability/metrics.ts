@@ -35,6 +35,12 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly storeErrors = new Counter({ name: 'picket_store_errors_total', help: 'Failed store writes (the affected sessions are closed, nothing is acknowledged)', registers: [this.registry] });
+  readonly relayPublished = new Counter({ name: 'picket_relay_published_total', help: 'Cluster mode: events of the log the leader published to the JetStream bus', registers: [this.registry] });
+  readonly relayPosition = new Gauge({ name: 'picket_relay_position', help: 'Cluster mode: log position the leader has published to the bus up to', registers: [this.registry] });
+  readonly relayErrors = new Counter({ name: 'picket_relay_errors_total', help: 'Cluster mode: relay steps that failed (retried)', registers: [this.registry] });
+  readonly clusterLeader = new Gauge({ name: 'picket_cluster_leader', help: 'Cluster mode: 1 while this node is the leader (relay, schedule, billing periods, janitors, dead nodes)', registers: [this.registry] });
+  readonly clusterNodesLost = new Counter({ name: 'picket_cluster_nodes_lost_total', help: 'Cluster mode: nodes this node, as leader, declared dead (their sessions ended on their behalf)', registers: [this.registry] });
+  readonly leasesHeld = new Gauge({ name: 'picket_cluster_leases_held', help: 'Cluster mode: outputs and cloud adapters this node runs for the cluster (leases held), by kind', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly apiRequests = new Counter({ name: 'picket_api_requests_total', help: 'API requests, by method and status code', labelNames: ['method', 'status'] as const, registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

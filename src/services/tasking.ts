@@ -51,17 +51,24 @@ export interface TaskingDeps {
   now: () => number;
 }
 
+/** What a successful isolation answer says about the host, for the sensor's record. */
+const ISOLATION_RESULTS: Record<string, boolean> = { SEGREGATE_NETWORK: true, REJOIN_NETWORK: false };
+
 /**
  * How the events answering tasks move them: a CLOUD_NOTIFICATION without error → received; anything else
- * (the result, or a notification refusing the task) → answered with its ERROR and the event. Each update
- * names the sensor the events came from, so a sensor can only move its own tasks.
+ * (the result, or a notification refusing the task) → answered with its ERROR and the event; a successful
+ * SEGREGATE_NETWORK / REJOIN_NETWORK also updates the sensor's reported isolation. Each update names the
+ * sensor the events came from, so a sensor can only move its own tasks.
  */
 export function answerUpdates(sid: string, answers: ReadonlyArray<TaskAnswer>, now: number): TaskUpdate[] {
-  return answers.map((a) =>
-    a.event_type === 'CLOUD_NOTIFICATION' && (a.error === undefined || a.error === 0)
-      ? { task_id: a.task_id, sid, from: ['queued', 'sent'], to: { state: 'received', at: now } }
-      : { task_id: a.task_id, sid, from: ['queued', 'sent', 'received'], to: { state: 'answered', at: now, error: a.error ?? 0, answer: a.json } },
-  );
+  return answers.map((a): TaskUpdate => {
+    if (a.event_type === 'CLOUD_NOTIFICATION' && (a.error === undefined || a.error === 0)) {
+      return { task_id: a.task_id, sid, from: ['queued', 'sent'], to: { state: 'received', at: now } };
+    }
+    const error = a.error ?? 0;
+    const isolated = error === 0 ? ISOLATION_RESULTS[a.event_type] : undefined;
+    return { task_id: a.task_id, sid, from: ['queued', 'sent', 'received'], to: { state: 'answered', at: now, error, answer: a.json }, ...(isolated !== undefined ? { isolated } : {}) };
+  });
 }
 
 export class Tasking {

@@ -36,7 +36,35 @@ export interface RelayRow {
   json: string;
 }
 
+/** A cluster node as recorded in the shared store. */
+export interface ClusterNodeRow {
+  node_id: string;
+  /** The node's API URL (other nodes forward to it). */
+  url: string;
+  started: number;
+  /** Last heartbeat, Unix ms by the database's clock. */
+  heartbeat: number;
+}
+
+/**
+ * Named leases held by one node over its own database connection (session advisory locks): at most one
+ * node holds a name at a time, and a node that dies (its connection closes) drops every lease at once.
+ */
+export interface LeaseSession {
+  /** Takes the lease if nobody holds it; true when this session holds it (also when it already did). */
+  tryAcquire(name: string): Promise<boolean>;
+  release(name: string): Promise<void>;
+  /** Checks the connection (a lost one rejects, and `lost` resolves). */
+  ping(): Promise<void>;
+  /** Resolves with the reason once the connection is lost: every lease is gone with it. */
+  readonly lost: Promise<Error>;
+  close(): Promise<void>;
+}
+
 export interface ClusterStore {
+  /** Opens a session of its own for leases (a dedicated connection). */
+  openLeases(): Promise<LeaseSession>;
+  listNodes(): Promise<ClusterNodeRow[]>;
   /** Records the node (or refreshes it) with a heartbeat now. */
   registerNode(nodeId: string, url: string): Promise<void>;
   /** Refreshes the node's heartbeat; false when the node's row is gone (it was declared dead). */
@@ -57,8 +85,11 @@ export interface ClusterStore {
   listSessions(): Promise<ClusterSessionRow[]>;
   getSession(sid: string): Promise<ClusterSessionRow | undefined>;
 
-  /** The relay's position (null before a cluster first ran). */
-  relayPosition(): Promise<number | null>;
+  /**
+   * The relay's position (seq null before a cluster first ran) and the store's epoch, a random id drawn
+   * once per store that makes the relay's message ids unique to this store.
+   */
+  relayPosition(): Promise<{ seq: number | null; epoch: string }>;
   setRelayPosition(seq: number): Promise<void>;
   /** The whole log after `afterSeq`, in position order. */
   readLogSince(afterSeq: number, limit: number): Promise<RelayRow[]>;

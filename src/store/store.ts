@@ -37,6 +37,11 @@ export interface TaskUpdate {
   sid: string;
   from: ReadonlyArray<TaskState>;
   to: { state: TaskState; at: number; error?: number | null; answer?: string | null };
+  /**
+   * The answer reports the host isolated (true: segregate_network succeeded) or not (false: rejoin_network
+   * succeeded): when the task moves, the sensor's `isolated` follows, as it does from CONNECTED.IS_SEGREGATED.
+   */
+  isolated?: boolean;
 }
 
 /** Task rows written in the same transaction as a group commit of events. */

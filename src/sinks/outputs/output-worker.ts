@@ -7,7 +7,8 @@
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { Store } from '../../store/store.js';
+import type { LogRow, Store } from '../../store/store.js';
+import type { OutputQueue } from './output-queue.js';
 import { PartialDeliveryError, type OutputModule, type OutputRecord } from './output-module.js';
 import { compileFilter, isPlainShape, shapeRecord, StoredLogEvent, type RecordFilter } from './record-filter.js';
 import type { OutputUsage } from '../../services/usage-meter.js';
@@ -50,7 +51,10 @@ export interface DeliveryPolicy {
 }
 
 export interface OutputWorkerDeps {
+  /** Org errors (GET /v1/errors). */
   store: Store;
+  /** What to deliver, and where delivery resumes (the event log on one node, a JetStream consumer in a cluster). */
+  queue: OutputQueue;
   metrics: Metrics;
   logger: Logger;
   now: () => number;
@@ -77,6 +81,9 @@ const CURSOR_PERSIST_MS = 500;
 /** Rows read from the log per step: enough for a full batch even when filters drop most of them. */
 const READ_PAGE = 2000;
 
+/** How often the queue bound is checked, ms (counting the backlog is not free). */
+const QUEUE_CHECK_MS = 1000;
+
 export class OutputWorker {
   private readonly filter: RecordFilter;
   /** No shape option: records go out as stored, without parsing them. */
@@ -99,6 +106,7 @@ export class OutputWorker {
   private persistPending = false;
   /** Events skipped over the queue limit since this worker started (drop_oldest), repeated in every error. */
   private skipped = 0;
+  private queueCheckedAt = -Infinity;
 
   constructor(
     readonly config: OutputConfig,
@@ -136,6 +144,7 @@ export class OutputWorker {
     await this.module.close().catch((err: unknown) => this.deps.logger.warn({ err, output: this.config.name }, 'output module did not close cleanly'));
     await this.loop;
     if (this.persistPending) await this.persistCursor().catch((err: unknown) => this.deps.logger.error({ err, output: this.config.name }, 'could not save the output cursor'));
+    await this.deps.queue.close().catch((err: unknown) => this.deps.logger.warn({ err, output: this.config.name }, 'output queue did not close cleanly'));
     if (this.state === 'paused') this.deps.metrics.outputsPaused.dec();
     this.state = 'stopped';
   }
@@ -150,9 +159,9 @@ export class OutputWorker {
   }
 
   private async run(): Promise<void> {
-    const { store } = this.deps;
-    const { oid, name, stream } = this.config;
-    this.cursor = (await store.getOutputCursor(oid, name)) ?? (await store.lastLogSeq());
+    const { queue } = this.deps;
+    const { oid, name } = this.config;
+    this.cursor = await queue.open();
     // The destination may already hold what the cursor had not yet recorded when the node died.
     const held = this.module.resumeAfter ? await this.module.resumeAfter() : null;
     if (held !== null && held > this.cursor) {
@@ -161,7 +170,7 @@ export class OutputWorker {
     }
     while (!this.stopped) {
       await this.applyQueueLimit();
-      const rows = await store.readLog({ oid, stream, afterSeq: this.cursor, limit: READ_PAGE });
+      const rows = await queue.read(this.cursor, READ_PAGE);
       if (rows.length === 0) {
         this.partialSince = null;
         // Idle: nothing more is coming right now, so the position is written at once.
@@ -254,7 +263,7 @@ export class OutputWorker {
   private async persistCursor(now = performance.now()): Promise<void> {
     this.persistedAt = now;
     this.persistPending = false;
-    await this.deps.store.setOutputCursor(this.config.oid, this.config.name, this.cursor);
+    await this.deps.queue.commit(this.cursor);
   }
 
   private async failed(err: Error): Promise<void> {
@@ -288,9 +297,11 @@ export class OutputWorker {
 
   /** The queue bound (PICKET_OUTPUT_QUEUE_LIMIT): warn, or skip ahead and count what was skipped. */
   private async applyQueueLimit(): Promise<void> {
-    const { store, policy, metrics, logger } = this.deps;
-    const last = await store.lastLogSeq();
-    const lag = Math.max(0, last - this.cursor);
+    const { queue, policy, metrics, logger } = this.deps;
+    const now = performance.now();
+    if (now - this.queueCheckedAt < QUEUE_CHECK_MS) return;
+    this.queueCheckedAt = now;
+    const lag = await queue.backlog(this.cursor, policy.queueLimit);
     metrics.outputLag.set({ oid: this.config.oid, output: this.config.name }, lag);
     if (lag <= policy.queueLimit) {
       this.lagWarned = false;
@@ -301,30 +312,34 @@ export class OutputWorker {
       this.lagWarned = true;
       return;
     }
-    const target = last - policy.queueLimit;
-    const dropped = await this.countMatching(this.cursor, target);
+    const from = this.cursor;
+    const { through, dropped } = await this.skip(lag - policy.queueLimit);
     metrics.outputDropped.inc({ oid: this.config.oid, output: this.config.name }, dropped);
     this.skipped += dropped;
     const message = `queue over its limit of ${policy.queueLimit} events: skipped ${dropped} undelivered events (PICKET_OUTPUT_OVERFLOW=drop_oldest)`;
-    logger.error({ oid: this.config.oid, output: this.config.name, dropped, from: this.cursor, to: target }, message);
-    await store.recordOrgError({ oid: this.config.oid, component: this.component, error: message, at: this.deps.now() });
-    await this.advance(target);
+    logger.error({ oid: this.config.oid, output: this.config.name, dropped, from, to: through }, message);
+    await this.deps.store.recordOrgError({ oid: this.config.oid, component: this.component, error: message, at: this.deps.now() });
+    await this.advance(through);
   }
 
-  /** How many events in (from, to] this output would have delivered (its filters applied): what a skip drops. */
-  private async countMatching(from: number, to: number): Promise<number> {
-    let n = 0;
-    let after = from;
-    while (after < to) {
-      const rows = await this.deps.store.readLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, limit: 10_000 });
+  /**
+   * Moves past the oldest `n` queued records; returns the position after them and how many of them this
+   * output would have delivered (its filters applied): what the skip drops.
+   */
+  private async skip(n: number): Promise<{ through: number; dropped: number }> {
+    let through = this.cursor;
+    let seen = 0;
+    let dropped = 0;
+    while (seen < n) {
+      const rows: LogRow[] = await this.deps.queue.read(through, Math.min(10_000, n - seen));
+      if (rows.length === 0) break;
       for (const row of rows) {
-        if (row.seq > to) return n;
-        if (this.filter(new StoredLogEvent(row.seq, row.oid, row.sid, row.event_type, row.json))) n++;
+        if (this.filter(new StoredLogEvent(row.seq, row.oid, row.sid, row.event_type, row.json))) dropped++;
+        through = row.seq;
       }
-      if (rows.length < 10_000) break;
-      after = rows[rows.length - 1]!.seq;
+      seen += rows.length;
     }
-    return n;
+    return { through, dropped };
   }
 
   /** Waits `ms`, or less when woken (new events) unless `wakeable` is false; always ends early on stop(). */

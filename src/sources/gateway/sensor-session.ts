@@ -513,6 +513,7 @@ export class SensorSession implements RegisteredSession {
       this.ctx.admission.release(this);
       const now = this.ctx.now();
       this.ctx.alive.touch(this.sid, now);
+      this.ctx.runtime?.sessionEnded?.({ oid: this.oid, sid: this.sid, connected_at: this.connected_at }, now);
       this.ctx.logger.info({ sid: this.sid, code, reason: why }, 'sensor disconnected');
       try {
         await this.track(this.ctx.writer.submit([disconnectedEvent(this.template, why, now)]));

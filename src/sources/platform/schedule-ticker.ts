@@ -72,7 +72,7 @@ export class ScheduleTicker {
     if (due.length === 0) return;
     const events = await this.ticks(due, at);
     this.deps.runtime.prune();
-    this.deps.bus.publish(events);
+    this.deps.bus.publishTransient(events);
     this.deps.logger.debug({ frequencies: due, events: events.length }, 'schedule ticks published');
   }
 

@@ -6,7 +6,7 @@
 // transaction: two hellos of one organization on two nodes are decided one after the other, each seeing
 // the other's session row, so a quota is never exceeded and a clone never slips in beside a live session.
 import type pg from 'pg';
-import type { ClusterAdmissionFacts, ClusterSessionRow, ClusterStore, RelayRow } from '../cluster-store.js';
+import type { ClusterAdmissionFacts, ClusterNodeRow, ClusterSessionRow, ClusterStore, LeaseSession, RelayRow } from '../cluster-store.js';
 import { StoreNotFoundError } from '../errors.js';
 import { run, withTransaction } from './connection.js';
 
@@ -16,6 +16,15 @@ const DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 export class ClusterTables implements ClusterStore {
   constructor(private readonly pool: pg.Pool) {}
+
+  async openLeases(): Promise<LeaseSession> {
+    return PostgresLeases.open(this.pool);
+  }
+
+  async listNodes(): Promise<ClusterNodeRow[]> {
+    const { rows } = await run<ClusterNodeRow>(this.pool, 'SELECT node_id, url, started, heartbeat FROM cluster_nodes ORDER BY node_id');
+    return rows;
+  }
 
   async registerNode(nodeId: string, url: string): Promise<void> {
     await run(
@@ -60,7 +69,8 @@ export class ClusterTables implements ClusterStore {
     return withTransaction(this.pool, async (client) => {
       const org = await run<{ quota: number | null }>(client, 'SELECT quota FROM orgs WHERE oid = $1 FOR UPDATE', [session.oid]);
       if (org.rows.length === 0) throw new StoreNotFoundError(`organization ${session.oid} does not exist`);
-      const live = await run<ClusterSessionRow>(client, `SELECT ${SESSION_COLUMNS} FROM cluster_sessions WHERE sid = $1`, [session.sid]);
+      // FOR UPDATE: a dead node's removal (removeNode) and this replacement of its row never both claim it.
+      const live = await run<ClusterSessionRow>(client, `SELECT ${SESSION_COLUMNS} FROM cluster_sessions WHERE sid = $1 FOR UPDATE`, [session.sid]);
       const count = await run<{ n: number }>(client, 'SELECT COUNT(*) AS n FROM cluster_sessions WHERE oid = $1', [session.oid]);
       const facts: ClusterAdmissionFacts = { live: live.rows[0], onlineInOrg: count.rows[0]?.n ?? 0, quota: org.rows[0]!.quota };
       const { admit, verdict } = decide(facts);
@@ -91,9 +101,10 @@ export class ClusterTables implements ClusterStore {
     return rows[0];
   }
 
-  async relayPosition(): Promise<number | null> {
-    const { rows } = await run<{ seq: number | null }>(this.pool, 'SELECT seq FROM bus_relay WHERE id = 1');
-    return rows[0]?.seq ?? null;
+  async relayPosition(): Promise<{ seq: number | null; epoch: string }> {
+    const { rows } = await run<{ seq: number | null; epoch: string }>(this.pool, 'SELECT seq, epoch FROM bus_relay WHERE id = 1');
+    if (!rows[0]) throw new Error('bus_relay is missing its row: the schema is damaged');
+    return rows[0];
   }
 
   async setRelayPosition(seq: number): Promise<void> {
@@ -108,5 +119,62 @@ export class ClusterTables implements ClusterStore {
       [afterSeq, limit],
     );
     return rows;
+  }
+}
+
+/**
+ * Leases as session-level advisory locks on one dedicated connection, keyed by a 64-bit hash of the schema
+ * and the lease's name. PostgreSQL drops them all when the connection ends, which is how a dead node's
+ * leases are freed for the others (at once when its process dies: the kernel closes its socket).
+ */
+const LEASE_KEY = "hashtextextended(COALESCE(current_schema(), '') || '/' || $1, 0)";
+
+class PostgresLeases implements LeaseSession {
+  private readonly held = new Set<string>();
+  private failed: Error | undefined;
+  private resolveLost!: (err: Error) => void;
+  readonly lost: Promise<Error>;
+
+  private constructor(private readonly client: pg.PoolClient) {
+    this.lost = new Promise((r) => (this.resolveLost = r));
+    const onGone = (err: Error): void => {
+      if (this.failed) return;
+      this.failed = err;
+      this.held.clear();
+      this.resolveLost(err);
+    };
+    client.on('error', onGone);
+    client.on('end', () => onGone(new Error('the lease connection ended')));
+  }
+
+  static async open(pool: pg.Pool): Promise<PostgresLeases> {
+    const client = await pool.connect();
+    return new PostgresLeases(client);
+  }
+
+  async tryAcquire(name: string): Promise<boolean> {
+    if (this.failed) throw this.failed;
+    if (this.held.has(name)) return true;
+    const { rows } = await run<{ ok: boolean }>(this.client, `SELECT pg_try_advisory_lock(${LEASE_KEY}) AS ok`, [name]);
+    if (rows[0]?.ok) this.held.add(name);
+    return rows[0]?.ok === true;
+  }
+
+  async release(name: string): Promise<void> {
+    if (!this.held.delete(name) || this.failed) return;
+    await run(this.client, `SELECT pg_advisory_unlock(${LEASE_KEY})`, [name]);
+  }
+
+  async ping(): Promise<void> {
+    if (this.failed) throw this.failed;
+    await run(this.client, 'SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    this.held.clear();
+    if (this.failed) return;
+    this.failed = new Error('closed');
+    // Destroyed rather than returned to the pool: the session, and its locks, end with it.
+    this.client.release(true);
   }
 }

@@ -339,10 +339,11 @@ export const MIGRATIONS: readonly Migration[] = [
       -- How far the leader's relay has published the event log to the bus (one row). NULL until a cluster
       -- first runs: it then starts at the end of the log (what a single node stored before is not replayed).
       CREATE TABLE bus_relay (
-        id  SMALLINT PRIMARY KEY CHECK (id = 1),
-        seq BIGINT
+        id    SMALLINT PRIMARY KEY CHECK (id = 1),
+        seq   BIGINT,
+        epoch TEXT NOT NULL
       );
-      INSERT INTO bus_relay (id, seq) VALUES (1, NULL);
+      INSERT INTO bus_relay (id, seq, epoch) VALUES (1, NULL, gen_random_uuid()::text);
 
       -- The relay reads the whole log in position order.
       CREATE INDEX events_by_seq ON events (seq);

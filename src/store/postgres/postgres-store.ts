@@ -143,7 +143,9 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Releasing the connection with an error destroys it: the session ends and its advisory lock with it.
+    // Unlocked explicitly first (a closed socket frees the lock only once the server notices), then the
+    // connection is destroyed: the session ends and anything it still held with it.
+    if (this.nodeLock && !this.nodeLockLost) await this.nodeLock.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
     this.nodeLock?.release(true);
     this.nodeLock = null;
     await this.pool.end();

@@ -25,7 +25,11 @@ const MOVE_TASKS =
   ' error = CASE WHEN u.set_error THEN u.error ELSE t.error END, answer = CASE WHEN u.set_answer THEN u.answer ELSE t.answer END' +
   ' FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $8::bigint[], $9::boolean[], $10::text[], $11::text[])' +
   ' AS u(task_id, sid, state, sent_at, received_at, answered_at, set_error, error, set_answer, answer, from_states)' +
-  " WHERE t.task_id = u.task_id AND t.sid = u.sid AND t.state = ANY (string_to_array(u.from_states, ','))";
+  " WHERE t.task_id = u.task_id AND t.sid = u.sid AND t.state = ANY (string_to_array(u.from_states, ','))" +
+  ' RETURNING t.task_id';
+
+/** The sensors' reported isolation, from the answers that moved their tasks (one row per sensor). */
+const SET_ISOLATED = 'UPDATE sensors s SET isolated = u.isolated FROM unnest($1::text[], $2::boolean[]) AS u(sid, isolated) WHERE s.sid = u.sid';
 
 /** Inserts task rows in one statement (a duplicate task_id rejects with StoreConflictError). */
 export async function insertTasks(db: Queryable, tasks: ReadonlyArray<TaskRecord>): Promise<void> {
@@ -37,18 +41,28 @@ export async function insertTasks(db: Queryable, tasks: ReadonlyArray<TaskRecord
   ]);
 }
 
-/** Applies task moves in order (a round per repeated task, see batches.ts). */
+/**
+ * Applies task moves in order (a round per repeated task, see batches.ts); then the sensors' isolation
+ * from those that moved and report it (the last such answer of each sensor wins, as in order).
+ */
 export async function moveTasks(db: Queryable, updates: ReadonlyArray<TaskUpdate>): Promise<void> {
+  const moved = new Set<TaskUpdate>();
   for (const round of rounds(updates, (u) => u.task_id)) {
     const at = (state: TaskState) => round.map((u) => (u.to.state === state ? u.to.at : null));
-    await run(db, MOVE_TASKS, [
+    const { rows } = await run<{ task_id: string }>(db, MOVE_TASKS, [
       round.map((u) => u.task_id), round.map((u) => u.sid), round.map((u) => u.to.state),
       at('sent'), at('received'), at('answered'),
       round.map((u) => u.to.error !== undefined), round.map((u) => u.to.error ?? null),
       round.map((u) => u.to.answer !== undefined), round.map((u) => u.to.answer ?? null),
       round.map((u) => u.from.join(',')),
     ]);
+    // A task appears at most once per round: its id names the update that moved.
+    const byTask = new Map(round.map((u) => [u.task_id, u]));
+    for (const r of rows) moved.add(byTask.get(r.task_id)!);
   }
+  const isolation = new Map<string, boolean>();
+  for (const u of updates) if (u.isolated !== undefined && moved.has(u)) isolation.set(u.sid, u.isolated);
+  if (isolation.size > 0) await run(db, SET_ISOLATED, [[...isolation.keys()], [...isolation.values()]]);
 }
 
 export class TaskTables {

@@ -395,6 +395,7 @@ export class SqliteStore implements Store {
         ' ON CONFLICT (sid) DO UPDATE SET stream_id = excluded.stream_id, seq = excluded.seq' +
         ' WHERE sequence_marks.stream_id <> excluded.stream_id OR excluded.seq > sequence_marks.seq',
     );
+    const setIsolated = this.db.prepare('UPDATE sensors SET isolated = ? WHERE sid = ?');
     const announceArtifact = this.db.prepare('UPDATE artifacts SET announced = 1 WHERE log_id = ?');
     const announceExport = this.db.prepare('UPDATE artifact_exports SET announced = 1 WHERE export_id = ?');
     const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => {
@@ -410,11 +411,12 @@ export class SqliteStore implements Store {
         }
         for (const u of tasks.update ?? []) {
           const at = (state: string) => (u.to.state === state ? u.to.at : null);
-          updateTask.run(
+          const moved = updateTask.run(
             u.to.state, at('sent'), at('received'), at('answered'),
             bool(u.to.error !== undefined), u.to.error ?? null, bool(u.to.answer !== undefined), u.to.answer ?? null,
             u.task_id, u.sid, JSON.stringify(u.from),
-          );
+          ).changes > 0;
+          if (moved && u.isolated !== undefined) setIsolated.run(bool(u.isolated), u.sid);
         }
         for (const id of tasks.announce?.artifacts ?? []) announceArtifact.run(id);
         for (const id of tasks.announce?.exports ?? []) announceExport.run(id);
