@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { buildApi } from './api/app.js';
 import { MemoryBus } from './bus/memory-bus.js';
+import { ClusterNode } from './cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -31,7 +32,10 @@ import { receivedBy, SensorRuntime } from './services/sensor-runtime.js';
 import { UsageMeter } from './services/usage-meter.js';
 import { MeteredUsageReport } from './services/usage-report.js';
 import type { EventBus } from './bus/event-bus.js';
-import { openStore } from './store/open-store.js';
+import { openStore, postgresOptions } from './store/open-store.js';
+import { PostgresStore } from './store/postgres/postgres-store.js';
+import type { FleetPresence } from './services/presence.js';
+import type { SessionAdmission } from './sources/gateway/session-admission.js';
 import type { Store } from './store/store.js';
 
 export interface RunningServer {
@@ -48,6 +52,10 @@ export interface RunningServer {
   cloudAdapters: CloudAdapterManager;
   live: LiveStreamHub;
   bus: EventBus;
+  /** The cluster side of this node (PICKET_BUS); null on a single node. */
+  cluster: ClusterNode | null;
+  /** Who is online, cluster-wide in a cluster. */
+  presence: FleetPresence;
   /** Schedule ticks (docs/schedule-and-billing.md); tick() checks the clock now. */
   schedule: ScheduleTicker;
   /** Billing periods and usage counters; tick() flushes and closes ended periods now. */
@@ -86,22 +94,37 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   }
 
   const metrics = new Metrics();
-  const bus = new MemoryBus();
-  const writer = new EventWriter(store, bus, metrics, logger.child({ component: 'writer' }), config.commitMaxEvents);
   const registry = new SessionRegistry();
-  const runtime = new SensorRuntime(registry);
+  let cluster: ClusterNode | null = null;
+  if (config.bus !== undefined) {
+    if (!(store instanceof PostgresStore)) throw new Error('the cluster mode needs a PostgreSQL store');
+    try {
+      cluster = await ClusterNode.connect({
+        busUrl: config.bus, nodeId: config.nodeId, schema: postgresOptions(config.store!).schema, store, cluster: store.cluster, registry,
+        nodeTimeoutMs: config.clusterNodeTimeoutS * 1000, busRetentionMs: config.busRetentionH * 3_600_000, metrics, logger: logger.child({ component: 'cluster' }), now,
+      });
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  const bus: EventBus = cluster?.bus ?? new MemoryBus();
+  const presence: FleetPresence = cluster?.presence ?? registry;
+  const writer = new EventWriter(store, bus, metrics, logger.child({ component: 'writer' }), config.commitMaxEvents);
+  const runtime = new SensorRuntime(presence);
   const usage = new UsageMeter(store, config.billingPeriodS * 1000, now, { sessions: () => registry.all() }, logger.child({ component: 'usage' }));
   const alive = new AliveTracker(store, logger.child({ component: 'alive' }), config.aliveFlushMs);
   const refusals = new RefusalBackoff({ baseS: config.refusalRetryBaseS, capS: config.refusalRetryCapS });
-  const tasking = new Tasking({ store, presence: registry, write: (events, tasks) => writer.submit(events, undefined, tasks), logger: logger.child({ component: 'tasking' }), now });
+  const tasking = new Tasking({ store, presence, write: (events, tasks) => writer.submit(events, undefined, tasks), logger: logger.child({ component: 'tasking' }), now });
   const governor = new IngestGovernor(
     { queueEvents: config.backoffQueueEvents, latencyMs: config.backoffLatencyMs, lagBackoffS: config.backoffSeconds, orgEpsLimit: config.orgEpsLimit },
     () => ({ pendingEvents: writer.pendingEvents, oldestWaitMs: writer.oldestWaitMs() }),
   );
-  const admission = new LocalAdmission(registry);
+  const admission: SessionAdmission = cluster?.admission ?? new LocalAdmission(registry);
   const gateway = new SensorGateway({ config, store, writer, registry, admission, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), runtime: receivedBy(runtime, usage), now });
   const outputs = new OutputManager({
     store, bus, metrics, logger: logger.child({ component: 'outputs' }), modules: OUTPUT_MODULES, dataDir: config.dataDir, now, usage,
+    ...(cluster ? { placement: cluster.placement } : {}),
     policy: {
       retryBaseMs: config.outputRetryBaseS * 1000, retryCapMs: config.outputRetryCapS * 1000, pauseAfter: config.outputPauseAfter,
       pauseMs: config.outputPauseS * 1000, queueLimit: config.outputQueueLimit, overflow: config.outputOverflow, idlePollMs: 1000,
@@ -119,14 +142,18 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     maxBytes: config.artifactMaxBytes, defaultRetentionDays: config.artifactRetentionDays, purgeIntervalMs: config.artifactPurgeIntervalS * 1000,
   });
   // The cloud adapter manager is the adapters' directory; artifact storage reports the bytes it keeps.
-  const schedule = new ScheduleTicker({ store, bus, presence: registry, runtime, adapters: cloudAdapters, now, logger: logger.child({ component: 'schedule' }) });
-  const billing = new BillingEmitter({ store, bus, meter: usage, artifacts, now, logger: logger.child({ component: 'billing' }), intervalMs: config.usageFlushMs });
+  const schedule = new ScheduleTicker({ store, bus, presence, runtime, adapters: cloudAdapters, now, logger: logger.child({ component: 'schedule' }) });
+  // Every node flushes its usage; in a cluster only the leader closes periods, once the others' last flush is in.
+  const billing = new BillingEmitter({
+    store, bus, meter: usage, artifacts, now, logger: logger.child({ component: 'billing' }), intervalMs: config.usageFlushMs,
+    ...(cluster ? { closesPeriods: () => cluster.isLeader, closeGraceMs: 3 * config.usageFlushMs } : {}),
+  });
 
   let ready = false;
   let readyReason = 'starting';
   const https = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   const app = await buildApi({
-    store, presence: registry, metrics, logger: logger.child({ component: 'api' }), config, now,
+    store, presence, metrics, logger: logger.child({ component: 'api' }), config, now,
     emit: (events) => writer.submit(events),
     usage: new MeteredUsageReport(store, usage, artifacts, now),
     artifacts,
@@ -135,7 +162,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     cloudAdapters,
     live,
     upgrades: { add: (handler) => upgradeHandlers.push(handler) },
-    readiness: () => (ready ? { ready: true } : { ready: false, reason: readyReason }),
+    readiness: () => (!ready ? { ready: false, reason: readyReason } : cluster && !cluster.connected ? { ready: false, reason: 'the NATS connection is closed' } : { ready: true }),
     https,
   });
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -148,13 +175,16 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = (config.publicUrl ?? `${scheme}://${displayHost}:${port}`).replace(/\/+$/, '');
 
+  // In a cluster the node joins before its outputs start, so that placement knows the live nodes; the
+  // leader alone runs the schedule (and the relay and the dead-node sweep, see cluster-node.ts).
+  if (cluster) await cluster.join(url, [{ name: 'schedule', start: () => schedule.start(), stop: () => schedule.stop() }], (events) => writer.submit(events));
   await outputs.start();
   await cloudAdapters.start();
   alive.start();
   gateway.start();
   janitor.start();
   await artifacts.start();
-  schedule.start();
+  if (!cluster) schedule.start();
   billing.start();
 
   const bootstrap: BootstrapCredentials | null = fresh ? { url, ...fresh } : null;
@@ -165,7 +195,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     refreshCredentialsUrl(credentialsPath, url, logger);
   }
   ready = true;
-  logger.info({ url, sensor_url: `${url.replace(/^http/, 'ws')}/sensor`, store: store.description, first_start: Boolean(bootstrap) }, 'picket ready');
+  logger.info({ url, sensor_url: `${url.replace(/^http/, 'ws')}/sensor`, store: store.description, first_start: Boolean(bootstrap), ...(cluster ? { node: cluster.nodeId, bus: cluster.names.stream } : {}) }, 'picket ready');
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
@@ -174,6 +204,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       readyReason = 'shutting down';
       logger.info('picket shutting down');
       await janitor.stop();
+      await cluster?.stopLeading();
       // Before the writer: an export finishing now still emits export_complete.
       await artifacts.close();
       usage.sampleOnline(); // sensor-hours up to now, before the sessions close
@@ -184,10 +215,12 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       await outputs.stop();
       await schedule.stop();
       await billing.stop();
+      await cluster?.leave();
       live.close();
       await alive.stop();
       await app.close();
       await bus.close();
+      await cluster?.disconnect();
       await store.close();
       logger.info('picket stopped');
     })();
@@ -196,7 +229,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
 
   return {
     url, port, config, store, metrics, registry, writer, outputs, live, bootstrap,
-    bus, schedule, billing,
+    bus, schedule, billing, cluster, presence,
     cloudAdapters,
     credentialsFile: existsSync(credentialsPath) ? credentialsPath : null,
     forgetDeletedSensors: () => janitor.sweep(),

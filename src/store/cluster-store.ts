@@ -44,6 +44,8 @@ export interface ClusterNodeRow {
   started: number;
   /** Last heartbeat, Unix ms by the database's clock. */
   heartbeat: number;
+  /** Time since the last heartbeat, ms, by the database's clock at the read. */
+  age_ms: number;
 }
 
 /**

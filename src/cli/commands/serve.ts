@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { CONFIG_SETTINGS, loadConfig, type ServerConfig } from '../../config.js';
 import { startServer, type RunningServer } from '../../server.js';
+import { debugClock } from '../debug-clock.js';
 
 type ServeOptions = Partial<Record<keyof ServerConfig, string | boolean>> & { credentialsFile?: boolean };
 
@@ -24,7 +25,8 @@ export function registerServeCommand(program: Command): void {
     }
     if (opts.credentialsFile === false) overrides.writeCredentialsFile = false;
     const config = loadConfig(process.env, overrides);
-    const server = await startServer(config);
+    const clockFile = process.env.PICKET_DEBUG_CLOCK_FILE;
+    const server = await startServer(config, clockFile ? { now: debugClock(clockFile).now } : {});
     printBanner(server);
     await waitForSignal(server);
   });

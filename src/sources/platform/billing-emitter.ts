@@ -19,6 +19,10 @@ export interface BillingEmitterDeps {
   logger: Logger;
   /** How often the meter is flushed and due periods closed, ms. */
   intervalMs: number;
+  /** Whether this node closes ended periods (in a cluster only the leader does); every node flushes. Default: yes. */
+  closesPeriods?: () => boolean;
+  /** How long after its end a period is closed, ms: the other nodes' last flush of it must be in by then. Default 0. */
+  closeGraceMs?: number;
 }
 
 export class BillingEmitter {
@@ -71,7 +75,9 @@ export class BillingEmitter {
       this.lastPeriod = current;
     }
     await meter.flush();
-    for (const period of await store.unclosedUsagePeriods(current)) {
+    if (this.deps.closesPeriods && !this.deps.closesPeriods()) return;
+    const closeBefore = periodStart(now() - (this.deps.closeGraceMs ?? 0), meter.periodMs);
+    for (const period of await store.unclosedUsagePeriods(closeBefore)) {
       const events = billingRecordEvents(period, await store.usageOfPeriod(period), now());
       if (!(await store.closeUsagePeriod(period, events, now()))) continue;
       this.deps.logger.info({ period: new Date(period).toISOString(), records: events.length }, 'billing period closed');

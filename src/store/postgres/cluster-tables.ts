@@ -22,7 +22,7 @@ export class ClusterTables implements ClusterStore {
   }
 
   async listNodes(): Promise<ClusterNodeRow[]> {
-    const { rows } = await run<ClusterNodeRow>(this.pool, 'SELECT node_id, url, started, heartbeat FROM cluster_nodes ORDER BY node_id');
+    const { rows } = await run<ClusterNodeRow>(this.pool, `SELECT node_id, url, started, heartbeat, ${DB_NOW} - heartbeat AS age_ms FROM cluster_nodes ORDER BY node_id`);
     return rows;
   }
 
@@ -173,8 +173,10 @@ class PostgresLeases implements LeaseSession {
   async close(): Promise<void> {
     this.held.clear();
     if (this.failed) return;
+    // Unlocked first (the server frees a closed socket's locks only once it notices), then destroyed
+    // rather than returned to the pool: the session ends with it.
+    await run(this.client, 'SELECT pg_advisory_unlock_all()').catch(() => undefined);
     this.failed = new Error('closed');
-    // Destroyed rather than returned to the pool: the session, and its locks, end with it.
     this.client.release(true);
   }
 }

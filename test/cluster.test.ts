@@ -1,0 +1,81 @@
+// Cluster mode end to end (issue 9): three real `picket serve` processes on loopback ports sharing the
+// local PostgreSQL (one schema) and NATS JetStream. Skipped with a message without them, never with CI=true.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterUnavailable, TestCluster } from './harness/cluster.js';
+import { startSensorProcess, type ManagedProcess } from './harness/processes.js';
+import { ProtocolClient } from './harness/protocol-client.js';
+import { waitFor } from './harness/wait.js';
+
+interface Envelope {
+  routing: { event_type: string; sid: string; investigation_id?: string };
+  event: Record<string, unknown>;
+}
+
+describe.skipIf(clusterUnavailable !== undefined)('cluster of three nodes', () => {
+  const cluster = new TestCluster();
+  const sensors: ManagedProcess[] = [];
+
+  beforeAll(async () => {
+    await cluster.start('a');
+    await Promise.all([cluster.start('b'), cluster.start('c')]);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of sensors) s.kill('SIGKILL');
+    await cluster.close();
+  }, 60_000);
+
+  it('a sensor connected to node A is tasked through node B and its answer is read from node C', async () => {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'picket-cluster-sensor-'));
+    const sensor = startSensorProcess({ url: cluster.node('a').url, key: cluster.credentials.installation_key, stateDir, hostname: 'on-node-a' });
+    sensors.push(sensor);
+    const sid = await waitFor(() => (existsSync(path.join(stateDir, 'identity.json')) ? (JSON.parse(readFileSync(path.join(stateDir, 'identity.json'), 'utf8')) as { sid: string }).sid : undefined), { message: 'enrolled' });
+    // Online as seen from the nodes that do not hold its session.
+    for (const node of ['b', 'c']) {
+      await waitFor(async () => (await cluster.api<{ is_online: boolean }>(node, 'GET', `/v1/${sid}`)).body.is_online, { message: `online seen from ${node}` });
+    }
+
+    const posted = await cluster.api<{ tasks: Array<{ task_id: string }> }>('b', 'POST', `/v1/${sid}`, { tasks: ['selftest'], investigation_id: 'cross-node' });
+    expect(posted.status).toBe(200);
+    const taskId = posted.body.tasks[0]!.task_id;
+    const task = await waitFor(async () => {
+      const t = (await cluster.api<{ state: string; error: number; answer: Envelope }>('c', 'GET', `/v1/tasks/${taskId}`)).body;
+      return t.state === 'answered' ? t : undefined;
+    }, { timeoutMs: 20_000, message: 'the answer, read from node C' });
+    expect(task.error).toBe(0);
+    expect(task.answer.routing).toMatchObject({ event_type: 'SELF_TEST_RESULT', sid, investigation_id: 'cross-node' });
+    const timeline = await cluster.api<{ events: Envelope[] }>('c', 'GET', `/v1/insight/${cluster.credentials.oid}/${sid}?start=0&end=9999999999&limit=1000`);
+    expect(timeline.body.events.filter((e) => e.routing.investigation_id === 'cross-node').map((e) => e.routing.event_type)).toEqual(['SELF_TEST', 'CLOUD_NOTIFICATION', 'SELF_TEST_RESULT']);
+    sensor.kill('SIGTERM');
+    await sensor.exited;
+    await waitFor(async () => !(await cluster.api<{ is_online: boolean }>('c', 'GET', `/v1/${sid}`)).body.is_online, { message: 'offline seen from C' });
+  }, 60_000);
+
+  it('quota 10 across three nodes with 50 sensors connecting at once: exactly 10 online', async () => {
+    const { oid, installation_key } = cluster.credentials;
+    expect((await cluster.api('a', 'POST', `/v1/orgs/${oid}/quota`, { quota: 10 })).status).toBe(200);
+    const ids = ['a', 'b', 'c'];
+    for (const node of ids) await waitFor(async () => (await cluster.api<{ usage: number }>(node, 'GET', `/v1/quota_usage/${oid}`)).body.usage === 0, { message: `nobody online seen from ${node}` });
+    const clients = Array.from({ length: 50 }, (_, i) => new ProtocolClient(cluster.node(ids[i % 3]!).url));
+    await Promise.all(clients.map((c, i) => c.hello({ installation_key }, { host: { hostname: `quota-${i}`, fingerprint: String(i).padStart(64, '0') } })));
+    // Every client is either welcomed or refused and closed.
+    await waitFor(() => clients.every((c) => c.messages.some((m) => m.t === 'welcome') || c.ws.readyState === c.ws.CLOSED), { timeoutMs: 30_000, message: 'every hello decided' });
+    const welcomed = clients.filter((c) => c.messages.some((m) => m.t === 'welcome'));
+    expect(welcomed.length, JSON.stringify(clients.filter((c) => !c.messages.some((m) => m.t === 'welcome')).map((c) => c.messages).slice(0, 3))).toBe(10);
+    const refused = clients.filter((c) => !welcomed.includes(c));
+    for (const c of refused) expect(JSON.stringify(c.messages)).toMatch(/quota/);
+    for (const node of ids) {
+      const usage = await waitFor(async () => {
+        const u = (await cluster.api<{ usage: number; quota: number }>(node, 'GET', `/v1/quota_usage/${oid}`)).body;
+        return u.usage === 10 ? u : undefined;
+      }, { message: `usage 10 seen from ${node}` });
+      expect(usage.quota).toBe(10);
+    }
+    for (const c of clients) c.close();
+    await waitFor(async () => (await cluster.api<{ usage: number }>('a', 'GET', `/v1/quota_usage/${oid}`)).body.usage === 0, { message: 'usage back to 0' });
+    await cluster.api('a', 'POST', `/v1/orgs/${oid}/quota`, { quota: null });
+  }, 60_000);
+});
