@@ -6,7 +6,7 @@ import type { BusEvent, EventBus, StreamName } from '../bus/event-bus.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { TaskRecord } from '../domain/records.js';
-import type { SequenceMark, Store, StoredEvent, TaskUpdate, TaskWrites } from '../store/store.js';
+import type { MarkedBatch, SequenceMark, Store, StoredEvent, TaskUpdate, TaskWrites } from '../store/store.js';
 
 export interface PipelineEvent extends StoredEvent {
   stream: StreamName | null;
@@ -103,7 +103,9 @@ export class EventWriter {
     let update: TaskUpdate[] | undefined;
     let artifacts: string[] | undefined;
     let exports: string[] | undefined;
+    const batches: MarkedBatch[] = [];
     for (const s of group) {
+      if (s.mark) batches.push({ mark: s.mark, start: events.length, count: s.events.length });
       for (const e of s.events) events.push(e);
       if (s.mark) marks.set(s.mark.sid, s.mark);
       if (s.tasks?.create) (create ??= []).push(...s.tasks.create);
@@ -115,7 +117,7 @@ export class EventWriter {
     try {
       const announce = artifacts || exports ? { ...(artifacts ? { artifacts } : {}), ...(exports ? { exports } : {}) } : undefined;
       const writes = create || update || announce ? { ...(create ? { create } : {}), ...(update ? { update } : {}), ...(announce ? { announce } : {}) } : undefined;
-      await this.store.appendEvents(events, [...marks.values()], writes);
+      await this.store.appendEvents(events, [...marks.values()], writes, batches);
     } catch (err) {
       stop();
       this.metrics.storeErrors.inc();

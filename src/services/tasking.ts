@@ -95,7 +95,14 @@ export class Tasking {
     const selfTests = template ? tasks.filter((task) => isSelfTest(task.command)).map((task) => selfTestEvent(template, task, t)) : [];
     await this.deps.write(selfTests, { create: tasks });
     // Only a task given a time-to-live may wait for the next session; a live one expires with this one.
-    if (online) for (const task of tasks) await this.sendOrRequeue(task, options.ttlS !== undefined);
+    // The answer says what became of each task: a session that was gone after all leaves it queued (or expired).
+    if (online) {
+      for (const task of tasks) {
+        if (await this.sendOrRequeue(task, options.ttlS !== undefined)) continue;
+        task.state = options.ttlS !== undefined ? 'queued' : 'expired';
+        task.sent_at = null;
+      }
+    }
     return tasks;
   }
 

@@ -30,6 +30,13 @@ export interface SequenceMark {
   seq: number;
 }
 
+/** A sensor batch inside a group commit: events[start, start + count) carry `mark`. */
+export interface MarkedBatch {
+  mark: SequenceMark;
+  start: number;
+  count: number;
+}
+
 /** A forward move of a task, applied only from one of the `from` states and only for its own sensor. */
 export interface TaskUpdate {
   task_id: string;
@@ -343,8 +350,14 @@ export interface Store {
    * both survive a crash (this is what an ACK promises). Marks only move forward for the same stream_id;
    * a mark with a new stream_id replaces the old one. Task rows created or moved in `tasks` are part of the
    * same transaction (tasking rides the group commit: one fsync for many tasks).
+   *
+   * `batches` names the sensor batches among `events` with the mark each carries: a store shared by several
+   * nodes re-reads the stored marks inside the transaction and leaves out every batch already at or below
+   * its stream's mark (another node committed it a moment ago: a sensor's resend racing the commit of the
+   * node it left), so a batch is stored once however the nodes interleave. One node alone never races
+   * itself (the gateway orders a sensor's sessions), so the embedded store may ignore it.
    */
-  appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void>;
+  appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites, batches?: ReadonlyArray<MarkedBatch>): Promise<void>;
   getSequenceMark(sid: string): Promise<SequenceMark | null>;
   /** One sensor's events over a time range, optionally of one event type: one indexed read per page. */
   queryTimeline(query: TimelineQuery): Promise<TimelinePage>;

@@ -129,6 +129,7 @@ export class OutputManager implements OutputControl {
       store: this.deps.store, queue: this.queues.open(config), metrics: this.deps.metrics, logger: this.deps.logger, now: this.deps.now, policy: this.deps.policy, usage: this.deps.usage,
     });
     this.workers.set(key(config.oid, config.name), worker);
+    if (this.placement.rebalanceMs > 0) this.deps.logger.info({ oid: config.oid, output: config.name }, 'output delivery runs on this node');
     worker.start();
   }
 

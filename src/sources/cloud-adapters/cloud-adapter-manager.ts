@@ -2,8 +2,11 @@
 // from the store on boot and restarted when the API changes it. Disables, exactly once, an adapter that
 // has been failing for longer than its grace period: the store flips it (a conditional update, so only
 // one caller wins) and the winner emits `cloud_adapter_disabled {error}` into the deployment stream.
+// In a cluster each adapter runs on one node (Placement: the lease `cloud_adapter:<oid>/<name>`); every
+// rebalance round re-reads the store, so changes made through any node's API reach the node running it.
 import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
 import type { Logger } from '../../observability/logger.js';
+import { LOCAL_PLACEMENT, type Placement } from '../../services/placement.js';
 import type { CloudAdapterDirectory, CloudAdapterEntry } from '../../services/cloud-adapter-directory.js';
 import type { CloudAdapterControl, CloudAdapterDefinition, CloudAdapterRuntimeStatus, WebhookOutcome, WebhookPost } from '../../services/cloud-adapter-control.js';
 import { cloudAdapterView, parseCloudAdapter, type HttpPollerSettings, type SyslogSettings, type WebhookSettings } from './adapter-config.js';
@@ -21,6 +24,8 @@ export interface CloudAdapterManagerOptions {
   retry: RetryPolicy;
   /** Grace period of adapters that set none, ms. */
   defaultGraceMs: number;
+  /** Where each adapter runs (a cluster); default: here. */
+  placement?: Placement;
 }
 
 /** A running adapter as other services see it (e.g. schedule events per cloud adapter). */
@@ -34,6 +39,7 @@ export interface RunningCloudAdapter {
 }
 
 const keyOf = (oid: string, name: string): string => `${oid}/${name}`;
+const leaseOf = (key: string): string => `cloud_adapter:${key}`;
 
 function createSource(ctx: AdapterContext): AdapterSource {
   const { type, settings } = ctx.config;
@@ -50,16 +56,57 @@ function createSource(ctx: AdapterContext): AdapterSource {
 export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDirectory {
   private readonly runners = new Map<string, AdapterRunner>();
   private stopped = false;
+  private readonly placement: Placement;
+  private rebalanceTimer: NodeJS.Timeout | null = null;
+  private rebalancing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: CloudAdapterManagerOptions) {}
+  constructor(private readonly options: CloudAdapterManagerOptions) {
+    this.placement = options.placement ?? LOCAL_PLACEMENT;
+  }
 
   async start(): Promise<void> {
     for (const config of await this.options.pipeline.store.listCloudAdapters()) await this.apply(config);
+    this.placement.onLost(() => {
+      this.options.logger.warn({ adapters: this.runners.size }, 'lost the cloud adapter leases; stopping them here');
+      for (const key of [...this.runners.keys()]) void this.halt(key, 'lease lost');
+    });
+    if (this.placement.rebalanceMs > 0) {
+      this.rebalanceTimer = setInterval(() => {
+        this.rebalancing = this.rebalancing.then(() => this.rebalance()).catch((err: unknown) => this.options.logger.warn({ err }, 'cloud adapter rebalance failed'));
+      }, this.placement.rebalanceMs);
+      this.rebalanceTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.runners.keys()].map((key) => this.halt(key, 'shutdown')));
+    if (this.rebalanceTimer) clearInterval(this.rebalanceTimer);
+    await this.rebalancing;
+    const keys = [...this.runners.keys()];
+    await Promise.all(keys.map((key) => this.halt(key, 'shutdown')));
+    await Promise.all(keys.map((key) => this.placement.release(leaseOf(key)).catch(() => undefined)));
+  }
+
+  /** A cluster's round: take adapters nobody runs, follow changes made elsewhere, let go of what moved. */
+  private async rebalance(): Promise<void> {
+    if (this.stopped) return;
+    const configs = await this.options.pipeline.store.listCloudAdapters();
+    const present = new Set<string>();
+    for (const config of configs) {
+      const key = keyOf(config.oid, config.name);
+      present.add(key);
+      const runner = this.runners.get(key);
+      if (runner && !this.placement.keep(leaseOf(key))) {
+        await this.halt(key, 'moved');
+      } else if (runner ? JSON.stringify(runner.config) !== JSON.stringify(config) : config.enabled) {
+        await this.apply(config);
+      }
+    }
+    for (const key of [...this.runners.keys()]) {
+      if (present.has(key)) continue;
+      await this.halt(key, 'deleted');
+      await this.placement.release(leaseOf(key));
+    }
   }
 
   parse(raw: Record<string, unknown>): CloudAdapterDefinition {
@@ -74,6 +121,8 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
     const key = keyOf(config.oid, config.name);
     await this.halt(key, 'restart');
     if (!config.enabled || this.stopped) return;
+    if (!(await this.placement.claim(leaseOf(key)))) return;
+    if (this.placement.rebalanceMs > 0) this.options.logger.info({ oid: config.oid, cloud_adapter: config.name }, 'cloud adapter runs on this node');
     const runner = new AdapterRunner(config, createSource, {
       pipeline: this.options.pipeline, logger: this.options.logger, retry: this.options.retry, defaultGraceMs: this.options.defaultGraceMs,
       onExpired: (c, error) => void this.disable(c, error),
@@ -84,6 +133,7 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
 
   async remove(oid: string, name: string): Promise<void> {
     await this.halt(keyOf(oid, name), 'deleted');
+    await this.placement.release(leaseOf(keyOf(oid, name)));
   }
 
   status(oid: string, name: string): CloudAdapterRuntimeStatus | undefined {

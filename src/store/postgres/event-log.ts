@@ -20,7 +20,7 @@
 // forgetDeletedSensors) also takes it first: group commits never run at once, so their multi-row upserts
 // of marks and tasks cannot deadlock with each other, and the lock itself cannot take part in a deadlock.
 import type { PoolClient } from 'pg';
-import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
+import type { MarkedBatch, SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import { chunks, rounds } from './batches.js';
 import { LOCK, lockXact, run } from './connection.js';
 import { markAnnounced } from './artifact-tables.js';
@@ -80,12 +80,31 @@ async function upsertMarks(client: PoolClient, marks: ReadonlyArray<SequenceMark
 }
 
 /** The body of appendEvents' transaction: the log lock, the events, then marks and task rows. */
-export async function groupCommit(client: PoolClient, events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
+export async function groupCommit(
+  client: PoolClient, events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined, batches?: ReadonlyArray<MarkedBatch>,
+): Promise<void> {
   await lockEventLog(client);
-  await insertEvents(client, events);
+  // Under the log lock every earlier commit is visible: a batch another node stored meanwhile is left out.
+  await insertEvents(client, batches && batches.length > 0 ? await withoutStoredBatches(client, events, batches) : events);
   await upsertMarks(client, marks);
   if (!tasks) return;
   await insertTasks(client, tasks.create ?? []);
   await moveTasks(client, tasks.update ?? []);
   if (tasks.announce) await markAnnounced(client, tasks.announce);
+}
+
+/** `events` less the batches whose sequence mark is already stored (same stream, seq at or below it). */
+async function withoutStoredBatches(client: PoolClient, events: ReadonlyArray<StoredEvent>, batches: ReadonlyArray<MarkedBatch>): Promise<ReadonlyArray<StoredEvent>> {
+  const sids = [...new Set(batches.map((b) => b.mark.sid))];
+  const { rows } = await run<SequenceMark>(client, 'SELECT sid, stream_id, seq FROM sequence_marks WHERE sid = ANY($1::text[])', [sids]);
+  if (rows.length === 0) return events;
+  const stored = new Map(rows.map((r) => [r.sid, r]));
+  const drop = batches.filter((b) => {
+    const m = stored.get(b.mark.sid);
+    return m !== undefined && m.stream_id === b.mark.stream_id && b.mark.seq <= Number(m.seq);
+  });
+  if (drop.length === 0) return events;
+  const skipped = new Set<number>();
+  for (const b of drop) for (let i = b.start; i < b.start + b.count; i++) skipped.add(i);
+  return events.filter((_, i) => !skipped.has(i));
 }

@@ -19,7 +19,7 @@ import type { UsageAmount, UsageDelta } from '../../domain/usage.js';
 import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
 import { StoreNotFoundError } from '../errors.js';
 import { decodeTimelineCursor, encodeTimelineCursor } from '../cursor.js';
-import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
+import type { LogQuery, LogRow, MarkedBatch, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
 import { pageSize } from './batches.js';
 import { createPool, ensureSchema, LOCK, lockXact, redactUrl, run, withTransaction, type PostgresConnectionOptions } from './connection.js';
 import { groupCommit } from './event-log.js';
@@ -270,10 +270,10 @@ export class PostgresStore implements Store {
 
   // Events
 
-  async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void> {
+  async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites, batches?: ReadonlyArray<MarkedBatch>): Promise<void> {
     if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length && !tasks?.announce) return;
     await this.partitions.appending(events.map((e) => e.event_time), () =>
-      withTransaction(this.pool, (client) => groupCommit(client, events, marks, tasks)),
+      withTransaction(this.pool, (client) => groupCommit(client, events, marks, tasks, batches)),
     );
   }
 
