@@ -133,7 +133,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const cloudAdapters = new CloudAdapterManager({
     pipeline: { store, submit: (events) => writer.submit(events), now }, logger: logger.child({ component: 'cloud_adapters' }),
     retry: { baseMs: config.cloudAdapterRetryBaseS * 1000, capMs: config.cloudAdapterRetryCapS * 1000 }, defaultGraceMs: config.cloudAdapterGraceS * 1000,
-    ...(cluster ? { placement: cluster.placement } : {}),
+    ...(cluster ? { placement: cluster.placement, webhooks: cluster.webhooks } : {}),
   });
   const live = new LiveStreamHub(bus, metrics, { keepaliveMs: config.liveKeepaliveS * 1000, maxQueuedLines: 10_000 });
   const upgradeHandlers: UpgradeHandler[] = [(req, socket, head) => gateway.handleUpgrade(req, socket, head)];

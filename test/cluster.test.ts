@@ -78,4 +78,34 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster of three nodes', () =
     await waitFor(async () => (await cluster.api<{ usage: number }>('a', 'GET', `/v1/quota_usage/${oid}`)).body.usage === 0, { message: 'usage back to 0' });
     await cluster.api('a', 'POST', `/v1/orgs/${oid}/quota`, { quota: null });
   }, 60_000);
+
+  it('a webhook cloud adapter runs on one node and takes posts through every node', async () => {
+    const { oid } = cluster.credentials;
+    const secret = 'cluster-webhook-secret-0123';
+    const created = await cluster.api<{ sid: string }>('b', 'POST', `/v1/cloud_adapters/${oid}`, { name: 'hooks', type: 'webhook', secret, hostname: 'saas', mapping: { event_type_path: 'kind' } });
+    expect(created.status).toBe(200);
+    const runsOn = () => [...cluster.nodes.values()].filter((n) => n.logs().some((l) => l.msg === 'cloud adapter runs on this node' && l.cloud_adapter === 'hooks'));
+    await waitFor(() => runsOn().length === 1, { message: 'the adapter placed on one node' });
+    const post = async (node: string, kind: string, key = secret): Promise<Response> => {
+      const url = `${cluster.node(node).url}/v1/ingest/webhook/${oid}/hooks`;
+      // The adapter may still be connecting its sensor: 503 means "retry shortly".
+      return waitFor(async () => {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-picket-secret': key }, body: JSON.stringify({ kind }) });
+        return res.status === 503 ? undefined : res;
+      }, { message: `a post through ${node}` });
+    };
+    for (const node of ['a', 'b', 'c']) {
+      const res = await post(node, `HOOK_${node.toUpperCase()}`);
+      expect(res.status, `through ${node}`).toBe(200);
+      expect(await res.json()).toEqual({ accepted: 1 });
+    }
+    const other = ['a', 'b', 'c'].find((id) => cluster.node(id) !== runsOn()[0])!;
+    expect((await post(other, 'HOOK_BAD', 'wrong-secret-wrong-secret')).status).toBe(401);
+    await waitFor(async () => {
+      const events = (await cluster.api<{ events: Envelope[] }>('c', 'GET', `/v1/insight/${oid}/${created.body.sid}?start=0&end=9999999999&limit=1000`)).body.events;
+      const hooks = events.map((e) => e.routing.event_type).filter((t) => t.startsWith('HOOK_')).sort();
+      return JSON.stringify(hooks) === JSON.stringify(['HOOK_A', 'HOOK_B', 'HOOK_C']);
+    }, { message: 'each post stored once' });
+    expect((await cluster.api('a', 'DELETE', `/v1/cloud_adapters/${oid}?name=hooks`)).status).toBe(200);
+  }, 60_000);
 });

@@ -19,6 +19,8 @@ export interface ClusterNames {
   readonly control: string;
   /** "Something was stored": wakes the leader's relay. */
   readonly relayWake: string;
+  /** Prefix of the subjects webhook posts are forwarded on (`<prefix>.<oid>.<hex name>`). */
+  readonly webhookPrefix: string;
 }
 
 export function clusterNames(schema: string | undefined): ClusterNames {
@@ -33,5 +35,6 @@ export function clusterNames(schema: string | undefined): ClusterNames {
     presence: `${prefix}.presence`,
     control: `${prefix}.control`,
     relayWake: `${prefix}.relay.wake`,
+    webhookPrefix: `${prefix}.webhook`,
   };
 }

@@ -22,6 +22,7 @@ import { Leadership, type LeaderJob } from './leadership.js';
 import { NodeChannel } from './node-channel.js';
 import { NodeDirectory } from './node-directory.js';
 import { NodeMembership } from './node-membership.js';
+import { WebhookForwarding } from './webhook-forwarding.js';
 
 /** JetStream drops a message id published twice within this window (the relay's handover), ms. */
 const DUPLICATE_WINDOW_MS = 5 * 60_000;
@@ -48,6 +49,7 @@ export class ClusterNode {
   readonly presence: ClusterPresence;
   readonly admission: ClusterAdmission;
   readonly placement: ClusterPlacement;
+  readonly webhooks: WebhookForwarding;
   private readonly channel: NodeChannel;
   private readonly leases: LeaseKeeper;
   private readonly directory: NodeDirectory;
@@ -70,6 +72,7 @@ export class ClusterNode {
     this.placement = new ClusterPlacement(this.leases, this.directory, REBALANCE_MS);
     this.membership = new NodeMembership({ cluster, directory: this.directory, registry, timeoutMs: options.nodeTimeoutMs, logger: logger.child({ component: 'membership' }) });
     this.relay = new EventRelay({ nc, names, store, cluster, metrics, logger: logger.child({ component: 'relay' }) });
+    this.webhooks = new WebhookForwarding(nc, names, logger.child({ component: 'webhooks' }));
     this.bus = new JetStreamBus(nc, names, logger.child({ component: 'bus' }), () => this.relay.wake());
   }
 

@@ -47,6 +47,15 @@ export type WebhookOutcome =
   | { status: 'unavailable' }
   | { status: 'invalid'; error: string };
 
+/**
+ * In a cluster, hands a webhook POST to the node running its adapter. null from forward(): no node runs
+ * it (or the post cannot be carried); serve() receives what other nodes forward while it runs here.
+ */
+export interface WebhookRelay {
+  forward(post: WebhookPost): Promise<WebhookOutcome | null>;
+  serve(oid: string, name: string, handle: (post: WebhookPost) => Promise<WebhookOutcome>): () => void;
+}
+
 export interface CloudAdapterControl {
   /** Validates a definition from the API body; throws CloudAdapterDefinitionError naming the field. */
   parse(raw: Record<string, unknown>): CloudAdapterDefinition;

@@ -8,7 +8,7 @@ import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
 import type { Logger } from '../../observability/logger.js';
 import { LOCAL_PLACEMENT, type Placement } from '../../services/placement.js';
 import type { CloudAdapterDirectory, CloudAdapterEntry } from '../../services/cloud-adapter-directory.js';
-import type { CloudAdapterControl, CloudAdapterDefinition, CloudAdapterRuntimeStatus, WebhookOutcome, WebhookPost } from '../../services/cloud-adapter-control.js';
+import type { CloudAdapterControl, CloudAdapterDefinition, CloudAdapterRuntimeStatus, WebhookOutcome, WebhookPost, WebhookRelay } from '../../services/cloud-adapter-control.js';
 import { cloudAdapterView, parseCloudAdapter, type HttpPollerSettings, type SyslogSettings, type WebhookSettings } from './adapter-config.js';
 import { cloudAdapterDisabledEvent } from './adapter-events.js';
 import type { RetryPolicy } from './adapter-health.js';
@@ -26,6 +26,8 @@ export interface CloudAdapterManagerOptions {
   defaultGraceMs: number;
   /** Where each adapter runs (a cluster); default: here. */
   placement?: Placement;
+  /** A cluster's webhook forwarding to the node running the adapter. */
+  webhooks?: WebhookRelay;
 }
 
 /** A running adapter as other services see it (e.g. schedule events per cloud adapter). */
@@ -55,6 +57,8 @@ function createSource(ctx: AdapterContext): AdapterSource {
 
 export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDirectory {
   private readonly runners = new Map<string, AdapterRunner>();
+  /** Stops receiving forwarded webhook posts, per webhook adapter running here (cluster). */
+  private readonly serving = new Map<string, () => void>();
   private stopped = false;
   private readonly placement: Placement;
   private rebalanceTimer: NodeJS.Timeout | null = null;
@@ -129,6 +133,7 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
     });
     this.runners.set(key, runner);
     runner.start();
+    if (config.type === 'webhook' && this.options.webhooks) this.serving.set(key, this.options.webhooks.serve(config.oid, config.name, (post) => this.receiveHere(post)));
   }
 
   async remove(oid: string, name: string): Promise<void> {
@@ -160,6 +165,16 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
   }
 
   async receiveWebhook(post: WebhookPost): Promise<WebhookOutcome> {
+    const key = keyOf(post.oid.toLowerCase(), post.name);
+    if (!this.runners.has(key) && this.options.webhooks) {
+      const forwarded = await this.options.webhooks.forward(post);
+      if (forwarded) return forwarded;
+    }
+    return this.receiveHere(post);
+  }
+
+  /** A webhook post for an adapter of this node (never forwarded again). */
+  private async receiveHere(post: WebhookPost): Promise<WebhookOutcome> {
     const oid = post.oid.toLowerCase();
     const runner = this.runners.get(keyOf(oid, post.name));
     const config = runner?.config ?? (await this.options.pipeline.store.getCloudAdapter(oid, post.name));
@@ -175,6 +190,8 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
     const runner = this.runners.get(key);
     if (!runner) return;
     this.runners.delete(key);
+    this.serving.get(key)?.();
+    this.serving.delete(key);
     await runner.stop(reason);
   }
 
