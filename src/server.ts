@@ -143,7 +143,11 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     maxBytes: config.artifactMaxBytes, defaultRetentionDays: config.artifactRetentionDays, purgeIntervalMs: config.artifactPurgeIntervalS * 1000,
   });
   // The cloud adapter manager is the adapters' directory; artifact storage reports the bytes it keeps.
-  const schedule = new ScheduleTicker({ store, bus, presence, runtime, adapters: cloudAdapters, now, logger: logger.child({ component: 'schedule' }) });
+  const schedule = new ScheduleTicker({
+    store, bus, presence, runtime, adapters: cloudAdapters, now, logger: logger.child({ component: 'schedule' }),
+    ...(cluster ? { beforeTick: () => cluster.runtime.collect(runtime) } : {}),
+  });
+  cluster?.runtime.serve(runtime);
   // Every node flushes its usage; in a cluster only the leader closes periods, once the others' last flush is in.
   const billing = new BillingEmitter({
     store, bus, meter: usage, artifacts, now, logger: logger.child({ component: 'billing' }), intervalMs: config.usageFlushMs,

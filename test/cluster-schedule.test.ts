@@ -3,7 +3,7 @@
 // to the JetStream bus; a live stream on every node sees each period's 30m_per_org exactly once, and
 // still exactly once for the next period after the leader was SIGKILLed and another node took over.
 // Skipped with a message without PostgreSQL and NATS, never with CI=true.
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,9 +60,19 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster schedule events', () 
     await cluster.start('a');
     await Promise.all([cluster.start('b'), cluster.start('c')]);
     const { oid, installation_key } = cluster.credentials;
-    // A sensor online: the organization is eligible for *_per_org.
-    sensor = startSensorProcess({ url: cluster.node('c').url, key: installation_key, stateDir: mkdtempSync(path.join(os.tmpdir(), 'picket-sched-')) });
+    // A sensor online on a node that does not lead: the organization is eligible for *_per_org, and the
+    // leader must collect that node's counters for the sensor's *_per_sensor runtime metrics.
+    const firstLeader = await waitFor(() => cluster.leader(), { message: 'the leader' });
+    const follower = [...cluster.nodes.values()].find((n) => n !== firstLeader)!;
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'picket-sched-'));
+    sensor = startSensorProcess({ url: follower.url, key: installation_key, stateDir });
     await waitFor(async () => (await cluster.api<{ usage: number }>('a', 'GET', `/v1/quota_usage/${oid}`)).body.usage === 1, { message: 'the sensor online' });
+    // The sensor writes its identity file once it has read the welcome, a moment after the cloud counts it online.
+    const identityFile = path.join(stateDir, 'identity.json');
+    const sid = await waitFor(() => (existsSync(identityFile) ? (JSON.parse(readFileSync(identityFile, 'utf8')) as { sid: string }).sid : undefined), { message: 'the identity file' });
+    // Something received from it on its node: the answer to a selftest.
+    const posted = await cluster.api<{ tasks: Array<{ task_id: string }> }>('a', 'POST', `/v1/${sid}`, { tasks: ['selftest'] });
+    await waitFor(async () => (await cluster.api<{ state: string }>('b', 'GET', `/v1/tasks/${posted.body.tasks[0]!.task_id}`)).body.state === 'answered', { message: 'the selftest answered' });
 
     const streams = new Map<NodeProcess, Array<Record<string, unknown>>>();
     for (const node of cluster.nodes.values()) {
@@ -90,6 +100,11 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster schedule events', () 
       expect(ticks).toHaveLength(1);
       expect(ticks[0]!.routing.oid).toBe(oid);
       expect(validateEvent(ticks[0]!, { produced: true }).errors).toEqual([]);
+      const perSensor = (lines.filter((l) => l.routing) as unknown as Tick[]).filter((t) => t.routing.event_type === '30m_per_sensor' && (t.routing as { sid?: string }).sid === sid && t.routing.event_time >= first);
+      expect(perSensor).toHaveLength(1);
+      const mtd = (perSensor[0]!.event as { runtime_mtd: { mtd: { bytes_recv: number; conn_at: number; eps_in: number } } }).runtime_mtd.mtd;
+      expect(mtd.conn_at).toBeGreaterThan(0);
+      expect(mtd.bytes_recv, 'bytes received on the follower, collected by the leader').toBeGreaterThan(0);
     }
 
     const leader = await waitFor(() => cluster.leader(), { message: 'the leader' });

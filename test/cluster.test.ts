@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloseCode } from '../src/protocol/close-codes.js';
+import type { ErrorMessage, WelcomeMessage } from '../src/protocol/messages.js';
 import { clusterUnavailable, TestCluster } from './harness/cluster.js';
 import { startSensorProcess, type ManagedProcess } from './harness/processes.js';
 import { ProtocolClient } from './harness/protocol-client.js';
@@ -77,6 +79,60 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster of three nodes', () =
     for (const c of clients) c.close();
     await waitFor(async () => (await cluster.api<{ usage: number }>('a', 'GET', `/v1/quota_usage/${oid}`)).body.usage === 0, { message: 'usage back to 0' });
     await cluster.api('a', 'POST', `/v1/orgs/${oid}/quota`, { quota: null });
+  }, 60_000);
+
+  it('the clone and deleted-sensor rules hold when the two sessions land on different nodes', async () => {
+    const { oid, installation_key } = cluster.credentials;
+    const decided = async (c: ProtocolClient): Promise<{ welcome?: WelcomeMessage; code?: number; error?: ErrorMessage }> => {
+      await waitFor(() => c.messages.some((m) => m.t === 'welcome') || c.ws.readyState === c.ws.CLOSED, { timeoutMs: 15_000, message: 'welcome or close' });
+      const welcome = c.messages.find((m): m is WelcomeMessage => m.t === 'welcome');
+      if (welcome) return { welcome };
+      return { code: (await c.closed).code, error: c.messages.find((m): m is ErrorMessage => m.t === 'error') };
+    };
+    const timeline = async (node: string, sid: string, type: string): Promise<Envelope[]> =>
+      (await cluster.api<{ events: Envelope[] }>(node, 'GET', `/v1/insight/${oid}/${sid}?start=0&end=9999999999&limit=1000&event_type=${type}`)).body.events;
+
+    // The original enrolls through node A.
+    const original = new ProtocolClient(cluster.node('a').url);
+    await original.hello({ installation_key }, { host: { hostname: 'clone-original', fingerprint: 'a'.repeat(64) } });
+    const { welcome } = await decided(original);
+    expect(welcome?.identity).toBeDefined();
+    const { sid, secret } = welcome!.identity!;
+    await waitFor(async () => (await cluster.api<{ is_online: boolean }>('b', 'GET', `/v1/${sid}`)).body.is_online, { message: 'online seen from B' });
+
+    // A copy of its identity on another host, through node B: refused as a clone, the original untouched.
+    const copy = new ProtocolClient(cluster.node('b').url);
+    await copy.hello({ sid, secret }, { host: { hostname: 'clone-copy', fingerprint: 'b'.repeat(64) } });
+    const refused = await decided(copy);
+    expect(refused.code).toBe(CloseCode.cloneConflict);
+    expect(refused.error!.message).toMatch(/host "clone-copy".*"clone-original" holds a live session/);
+    expect(original.ws.readyState).toBe(original.ws.OPEN);
+    const clones = await waitFor(async () => {
+      const found = await timeline('c', sid, 'sensor_clone');
+      return found.length > 0 ? found : undefined;
+    }, { message: 'sensor_clone readable from C' });
+    expect(clones).toHaveLength(1);
+    expect(clones[0]!.event).toEqual({ previous_hostname: 'clone-original', new_hostname: 'clone-copy' });
+
+    // Deleted through node C: the session on node A is closed with the ban.
+    const del = await cluster.api<{ deleted: boolean; disconnected: boolean }>('c', 'DELETE', `/v1/${sid}`);
+    expect(del.body).toMatchObject({ deleted: true, disconnected: true });
+    expect((await original.closed).code).toBe(CloseCode.deleted);
+    // Coming back through node B: refused, reported once.
+    for (let i = 0; i < 2; i++) {
+      const again = new ProtocolClient(cluster.node('b').url);
+      await again.hello({ sid, secret }, { host: { hostname: 'clone-original', fingerprint: 'a'.repeat(64) } });
+      const denied = await decided(again);
+      expect(denied.code).toBe(CloseCode.deleted);
+      expect(denied.error).toMatchObject({ code: CloseCode.deleted, denied_for: '720h0m0s' });
+    }
+    const deletedEvents = await waitFor(async () => {
+      const found = await timeline('a', sid, 'deleted_sensor');
+      return found.length > 0 ? found : undefined;
+    }, { message: 'deleted_sensor readable from A' });
+    expect(deletedEvents).toHaveLength(1);
+    expect(deletedEvents[0]!.event).toEqual({ denied_for: '720h0m0s' });
+    expect((await cluster.api<{ undeleted: boolean }>('a', 'POST', `/v1/${sid}/undelete`)).body).toMatchObject({ undeleted: true });
   }, 60_000);
 
   it('a webhook cloud adapter runs on one node and takes posts through every node', async () => {

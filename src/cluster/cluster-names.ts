@@ -13,6 +13,8 @@ export interface ClusterNames {
   events(stream: StreamName, oid: string): string;
   /** Requests for one node (tasks, closes) — core NATS request/reply. */
   node(nodeId: string): string;
+  /** The leader collects a node's per-sensor runtime counters here before schedule ticks. */
+  runtime(nodeId: string): string;
   /** Broadcast: sessions going up and down anywhere in the cluster. */
   readonly presence: string;
   /** Broadcast: an output or cloud adapter was changed through some node's API. */
@@ -32,6 +34,7 @@ export function clusterNames(schema: string | undefined): ClusterNames {
     eventSubjects: `${prefix}.ev.>`,
     events: (stream, oid) => `${prefix}.ev.${stream}.${oid}`,
     node: (nodeId) => `${prefix}.node.${nodeId}`,
+    runtime: (nodeId) => `${prefix}.runtime.${nodeId}`,
     presence: `${prefix}.presence`,
     control: `${prefix}.control`,
     relayWake: `${prefix}.relay.wake`,

@@ -22,6 +22,7 @@ import { Leadership, type LeaderJob } from './leadership.js';
 import { NodeChannel } from './node-channel.js';
 import { NodeDirectory } from './node-directory.js';
 import { NodeMembership } from './node-membership.js';
+import { RuntimeExchange } from './runtime-exchange.js';
 import { WebhookForwarding } from './webhook-forwarding.js';
 
 /** JetStream drops a message id published twice within this window (the relay's handover), ms. */
@@ -50,6 +51,8 @@ export class ClusterNode {
   readonly admission: ClusterAdmission;
   readonly placement: ClusterPlacement;
   readonly webhooks: WebhookForwarding;
+  /** Per-sensor runtime counters shared with the leader for *_per_sensor ticks. */
+  readonly runtime: RuntimeExchange;
   private readonly channel: NodeChannel;
   private readonly leases: LeaseKeeper;
   private readonly directory: NodeDirectory;
@@ -73,6 +76,7 @@ export class ClusterNode {
     this.membership = new NodeMembership({ cluster, directory: this.directory, registry, timeoutMs: options.nodeTimeoutMs, logger: logger.child({ component: 'membership' }) });
     this.relay = new EventRelay({ nc, names, store, cluster, metrics, logger: logger.child({ component: 'relay' }) });
     this.webhooks = new WebhookForwarding(nc, names, logger.child({ component: 'webhooks' }));
+    this.runtime = new RuntimeExchange(nc, names, nodeId, cluster, logger.child({ component: 'runtime' }));
     this.bus = new JetStreamBus(nc, names, logger.child({ component: 'bus' }), () => this.relay.wake());
   }
 
@@ -127,6 +131,7 @@ export class ClusterNode {
   async leave(): Promise<void> {
     await this.membership.leave();
     await this.presence.stop();
+    this.runtime.stop();
     await this.channel.stop();
     await this.options.cluster.removeNode(this.nodeId).catch((err: unknown) => this.options.logger.warn({ err }, 'could not remove this node from the cluster'));
     await this.leases.close();

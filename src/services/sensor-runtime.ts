@@ -21,21 +21,26 @@ export interface SensorRuntimeMetrics {
   q_size: number;
 }
 
-interface Counters {
+/** One sensor's counters for its current connection (shared between cluster nodes as is). */
+export interface RuntimeCounters {
+  sid: string;
+  /** connected_at of the session the counters belong to, Unix ms. */
   connAt: number;
   events: number;
   bytes: number;
 }
 
 export class SensorRuntime implements ReceivedUsage {
-  private readonly bySid = new Map<string, Counters>();
+  private readonly bySid = new Map<string, RuntimeCounters>();
+  /** Counters of sensors connected to other nodes, as last collected (cluster mode). */
+  private remote = new Map<string, RuntimeCounters>();
 
   constructor(private readonly presence: Pick<FleetPresence, 'session' | 'isOnline'>) {}
 
   received(routing: SensorRouting, events: number, bytes: number): void {
     const connAt = this.presence.session(routing.sid)?.connected_at ?? 0;
     let c = this.bySid.get(routing.sid);
-    if (!c || c.connAt !== connAt) this.bySid.set(routing.sid, (c = { connAt, events: 0, bytes: 0 }));
+    if (!c || c.connAt !== connAt) this.bySid.set(routing.sid, (c = { sid: routing.sid, connAt, events: 0, bytes: 0 }));
     c.events += events;
     c.bytes += bytes;
   }
@@ -48,7 +53,8 @@ export class SensorRuntime implements ReceivedUsage {
   metrics(sid: string, now: number): SensorRuntimeMetrics {
     const session = this.presence.session(sid);
     if (!session) return { bytes_recv: 0, conn_at: 0, eps_in: 0, eps_out: 0, q_size: 0 };
-    const c = this.bySid.get(sid);
+    const own = this.bySid.get(sid);
+    const c = own && own.connAt === session.connected_at ? own : this.remote.get(sid);
     const current = c && c.connAt === session.connected_at ? c : { events: 0, bytes: 0 };
     const seconds = Math.max(1, (now - session.connected_at) / 1000);
     return {
@@ -58,6 +64,22 @@ export class SensorRuntime implements ReceivedUsage {
       eps_out: 0,
       q_size: 0,
     };
+  }
+
+  /** The counters this node holds (what it answers when the cluster's leader collects them). */
+  local(): RuntimeCounters[] {
+    return [...this.bySid.values()];
+  }
+
+  /** Replaces what is known of sensors connected to other nodes with a fresh collection. */
+  absorbRemote(counters: Iterable<RuntimeCounters>): void {
+    const next = new Map<string, RuntimeCounters>();
+    for (const c of counters) {
+      const had = next.get(c.sid);
+      // A sensor that moved between nodes may be reported twice: the newer connection wins.
+      if (!had || had.connAt < c.connAt) next.set(c.sid, c);
+    }
+    this.remote = next;
   }
 
   /** Forgets sensors that are no longer connected (called on each tick, off the hot path). */

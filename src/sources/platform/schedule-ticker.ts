@@ -30,6 +30,8 @@ export interface ScheduleTickerDeps {
   adapters: CloudAdapterDirectory;
   now: () => number;
   logger: Logger;
+  /** Runs before the ticks of a boundary are built (a cluster's leader collects other nodes' runtime counters). */
+  beforeTick?: () => Promise<void>;
 }
 
 export class ScheduleTicker {
@@ -70,6 +72,7 @@ export class ScheduleTicker {
       if ((await store.claimSchedulePeriod(freq, period)) && last !== undefined) due.push(freq);
     }
     if (due.length === 0) return;
+    await this.deps.beforeTick?.();
     const events = await this.ticks(due, at);
     this.deps.runtime.prune();
     this.deps.bus.publishTransient(events);
