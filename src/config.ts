@@ -94,6 +94,8 @@ export interface ServerConfig {
   artifactMaxBytes: number;
   /** SQLite synchronous mode: "full" (fsync each commit) or "normal" (crash-safe, not power-loss safe). */
   sqliteSync: 'full' | 'normal';
+  /** Run the embedded store's group commits on a thread of their own (default), or on the event loop. */
+  sqliteAppendThread: boolean;
   /** Write data/credentials.json (admin API key and first installation key, mode 0600) on first start. */
   writeCredentialsFile: boolean;
   logLevel: string;
@@ -152,6 +154,7 @@ export const CONFIG_SETTINGS: ConfigSetting[] = [
   { key: 'artifactPurgeIntervalS', env: 'PICKET_ARTIFACT_PURGE_INTERVAL', flag: '--artifact-purge-interval <seconds>', default: '3600', description: 'How often artifacts past their retention are deleted (store and disk).' },
   { key: 'artifactMaxBytes', env: 'PICKET_ARTIFACT_MAX_BYTES', flag: '--artifact-max-bytes <bytes>', default: '1073741824', description: 'Largest artifact accepted by POST /ingest, all parts together.' },
   { key: 'sqliteSync', env: 'PICKET_SQLITE_SYNC', flag: '--sqlite-sync <mode>', default: 'full', description: '"full": fsync every commit (an ACK survives power loss); "normal": survives a process crash only.' },
+  { key: 'sqliteAppendThread', env: 'PICKET_SQLITE_APPEND_THREAD', flag: '--sqlite-append-thread <on|off>', default: 'on', description: '"on": the embedded store commits events on a thread of its own, so the event loop keeps serving sensors during inserts and fsyncs; "off": on the event loop (for comparison).' },
   { key: 'writeCredentialsFile', env: 'PICKET_CREDENTIALS_FILE', flag: '--no-credentials-file', default: 'true', description: 'On first start, write the admin API key and installation key to <data>/credentials.json (mode 0600).' },
   { key: 'logLevel', env: 'PICKET_LOG_LEVEL', flag: '--log-level <level>', default: 'info', description: 'pino log level (trace, debug, info, warn, error).' },
 ];
@@ -194,6 +197,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   };
   const sync = pick('sqliteSync', 'PICKET_SQLITE_SYNC') ?? 'full';
   if (sync !== 'full' && sync !== 'normal') throw new Error(`PICKET_SQLITE_SYNC must be "full" or "normal", got "${sync}"`);
+  const appendThread = pick('sqliteAppendThread', 'PICKET_SQLITE_APPEND_THREAD') ?? 'on';
+  if (appendThread !== 'on' && appendThread !== 'off') throw new Error(`PICKET_SQLITE_APPEND_THREAD must be "on" or "off", got "${appendThread}"`);
   const overflow = pick('outputOverflow', 'PICKET_OUTPUT_OVERFLOW') ?? 'keep';
   if (overflow !== 'keep' && overflow !== 'drop_oldest') throw new Error(`PICKET_OUTPUT_OVERFLOW must be "keep" or "drop_oldest", got "${overflow}"`);
   const creds = pick('writeCredentialsFile', 'PICKET_CREDENTIALS_FILE');
@@ -201,7 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const tlsKey = pick('tlsKey', 'PICKET_TLS_KEY') || undefined;
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('TLS needs both a certificate (PICKET_TLS_CERT) and a key (PICKET_TLS_KEY)');
   const config: ServerConfig = {
-    dataDir: path.resolve(pick('dataDir', 'PICKET_DATA_DIR') ?? './data'),
+    dataDir: path.resolve(pick('dataDir', 'PICKET_DATA_DIR') || './data'),
     store: parseStoreUrl(pick('store', 'PICKET_STORE')),
     bus: parseBusUrl(pick('bus', 'PICKET_BUS')),
     nodeId: parseNodeId(pick('nodeId', 'PICKET_NODE_ID')),
@@ -245,6 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     artifactPurgeIntervalS: num('PICKET_ARTIFACT_PURGE_INTERVAL', pick('artifactPurgeIntervalS', 'PICKET_ARTIFACT_PURGE_INTERVAL'), 3600, 1),
     artifactMaxBytes: num('PICKET_ARTIFACT_MAX_BYTES', pick('artifactMaxBytes', 'PICKET_ARTIFACT_MAX_BYTES'), 1_073_741_824, 1),
     sqliteSync: sync,
+    sqliteAppendThread: appendThread === 'on',
     writeCredentialsFile: creds === undefined ? true : !['false', '0', 'no'].includes(String(creds).toLowerCase()),
     logLevel: pick('logLevel', 'PICKET_LOG_LEVEL') ?? 'info',
   };

@@ -35,7 +35,47 @@ runStoreContract('sqlite', async () => {
   return { store, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
 });
 
+// The same contract with the group commit on the store's own connection (no append thread).
+runStoreContract('sqlite, commits in-thread', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-contract-'));
+  const store = SqliteStore.open({ path: path.join(dir, 'picket.db'), synchronous: 'full', appendThread: false });
+  return { store, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+});
+
 describe('SqliteStore (SQLite specifics)', () => {
+  it('commits the event log on its append thread: the event loop keeps running during a commit', async () => {
+    const file = path.join(tempDir(), 'picket.db');
+    const store = SqliteStore.open({ path: file, synchronous: 'full' });
+    await store.migrate();
+    await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
+    const events = Array.from({ length: 20_000 }, (_, i) => ({
+      oid: 'o', sid: 's', event_type: 'T', event_time: i, event_id: `e${i}`, json: JSON.stringify({ routing: { i }, event: { pad: 'x'.repeat(200) } }),
+    }));
+    // In-thread, the whole commit runs before anything queued on the loop: the callback would come after.
+    let loopRanDuringCommit = false;
+    setImmediate(() => (loopRanDuringCommit = true));
+    await store.appendEvents(events, [{ sid: 's', stream_id: 'A', seq: 1 }]);
+    expect(loopRanDuringCommit).toBe(true);
+    // Committed before it resolved, and visible to the main connection's reads at once.
+    expect(await store.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 1 });
+    expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBe(20_000);
+    // Groups handed over back to back are committed in order; close() waits for them.
+    const more = [0, 1, 2].map((n) => store.appendEvents([{ ...events[0]!, event_id: `m${n}` }], [{ sid: 's', stream_id: 'A', seq: 2 + n }]));
+    await store.close();
+    await Promise.all(more);
+    const again = SqliteStore.open({ path: file, synchronous: 'full' });
+    expect(await again.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 4 });
+    await again.close();
+  });
+
+  it('rejects appends after close instead of losing them', async () => {
+    const store = SqliteStore.open({ path: path.join(tempDir(), 'picket.db'), synchronous: 'normal' });
+    await store.migrate();
+    await store.appendEvents([{ oid: 'o', sid: 's', event_type: 'T', event_time: 1, event_id: 'e', json: '{}' }], []);
+    await store.close();
+    await expect(store.appendEvents([{ oid: 'o', sid: 's', event_type: 'T', event_time: 1, event_id: 'f', json: '{}' }], [])).rejects.toThrow();
+  });
+
   it('opens in WAL mode with the requested synchronous level, foreign keys and a busy timeout', () => {
     const dir = tempDir();
     for (const [mode, level] of [['full', 2], ['normal', 1]] as const) {

@@ -10,7 +10,7 @@ export function openStore(config: ServerConfig): Store {
   // Alone on the database, or one of the nodes of a cluster (PostgresStoreOptions.nodeMode).
   if (config.store !== undefined) return PostgresStore.open({ ...postgresOptions(config.store), nodeMode: config.bus !== undefined ? 'cluster' : 'single' });
   if (config.bus !== undefined) throw new Error('the cluster mode (PICKET_BUS / --bus) needs a PostgreSQL store (PICKET_STORE / --store postgres://…): every node shares it');
-  return SqliteStore.open({ path: path.join(config.dataDir, 'picket.db'), synchronous: config.sqliteSync });
+  return SqliteStore.open({ path: path.join(config.dataDir, 'picket.db'), synchronous: config.sqliteSync, appendThread: config.sqliteAppendThread });
 }
 
 /**

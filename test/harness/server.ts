@@ -65,6 +65,7 @@ export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
     artifactPurgeIntervalS: 3600,
     artifactMaxBytes: 1_073_741_824,
     sqliteSync: 'normal',
+    sqliteAppendThread: true,
     writeCredentialsFile: true,
     logLevel: 'silent',
     ...overrides,

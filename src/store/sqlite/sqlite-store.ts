@@ -10,6 +10,8 @@ import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from '../cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
+import { AppendThread, appendWorkerFile } from './append-thread.js';
+import { prepareAppend, type AppendTransaction } from './event-append.js';
 import { OutputTables } from './output-tables.js';
 import { CloudAdapterTables } from './cloud-adapter-tables.js';
 import { UsageTables } from './usage-tables.js';
@@ -27,6 +29,11 @@ export interface SqliteStoreOptions {
   /** Database file; created with its WAL and shared-memory files beside it. */
   path: string;
   synchronous: SqliteSynchronous;
+  /**
+   * Run the event log's group commits on a thread of their own (append-thread.ts), so the event loop keeps
+   * serving while SQLite inserts and fsyncs. Default true; commits run in-thread for ':memory:'.
+   */
+  appendThread?: boolean;
 }
 
 /** Tags given at enrollment (from the installation key) are recorded as added by this. */
@@ -57,18 +64,21 @@ export class SqliteStore implements Store {
   readonly description: string;
   private readonly statements = new Map<string, Statement>();
   private readonly outputs: OutputTables;
-  private appendTx: ((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => void) | null = null;
+  private appendTx: AppendTransaction | null = null;
+  /** The append thread: undefined until the first append, null when commits run on this connection. */
+  private appender: AppendThread | null | undefined;
 
   private constructor(
     private readonly db: Database.Database,
     readonly path: string,
+    private readonly options: Required<Pick<SqliteStoreOptions, 'appendThread' | 'synchronous'>>,
   ) {
     this.description = `sqlite:${path}`;
     this.outputs = new OutputTables(db);
   }
 
   static open(opts: SqliteStoreOptions): SqliteStore {
-    return new SqliteStore(openDatabase(opts.path, opts.synchronous), opts.path);
+    return new SqliteStore(openDatabase(opts.path, opts.synchronous), opts.path, { appendThread: opts.appendThread ?? true, synchronous: opts.synchronous });
   }
 
   /** A prepared statement, prepared on first use (after migrate(), when the tables exist). */
@@ -95,6 +105,10 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (!this.db.open) return;
+    const appender = this.appender;
+    this.appender = null;
+    await appender?.close();
     if (!this.db.open) return;
     this.statements.clear();
     this.appendTx = null;
@@ -369,60 +383,20 @@ export class SqliteStore implements Store {
 
   // Events
 
+  /** The hot path: the group commit (event-append.ts), on the append thread unless the store has none. */
   async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void> {
     if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length && !tasks?.announce) return;
-    const append = (this.appendTx ??= this.buildAppend());
+    if (this.appender === undefined) this.appender = this.startAppendThread();
+    if (this.appender) return this.appender.append(events, marks, tasks);
+    const append = (this.appendTx ??= prepareAppend(this.db));
     guarded(() => append(events, marks, tasks));
   }
 
-  /** The hot path: one IMMEDIATE transaction, one reused prepared insert per event, then the marks and task rows. */
-  private buildAppend(): (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => void {
-    const insertTask = this.db.prepare(
-      'INSERT INTO tasks (task_id, oid, sid, command, investigation_id, created, expires, state, sent_at, received_at, answered_at, error, answer)' +
-        ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    // One statement for every kind of move: the new state's time column is set, the others kept.
-    const updateTask = this.db.prepare(
-      'UPDATE tasks SET state = ?, sent_at = COALESCE(?, sent_at), received_at = COALESCE(?, received_at), answered_at = COALESCE(?, answered_at),' +
-        ' error = CASE WHEN ? THEN ? ELSE error END, answer = CASE WHEN ? THEN ? ELSE answer END' +
-        ' WHERE task_id = ? AND sid = ? AND state IN (SELECT value FROM json_each(?))',
-    );
-    const insert = this.db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json, stream) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    // Same stream: only a higher seq moves the mark. Another stream_id (a sensor that lost its
-    // buffer and started over) replaces it whatever its seq.
-    const mark = this.db.prepare(
-      'INSERT INTO sequence_marks (sid, stream_id, seq) VALUES (?, ?, ?)' +
-        ' ON CONFLICT (sid) DO UPDATE SET stream_id = excluded.stream_id, seq = excluded.seq' +
-        ' WHERE sequence_marks.stream_id <> excluded.stream_id OR excluded.seq > sequence_marks.seq',
-    );
-    const setIsolated = this.db.prepare('UPDATE sensors SET isolated = ? WHERE sid = ?');
-    const announceArtifact = this.db.prepare('UPDATE artifacts SET announced = 1 WHERE log_id = ?');
-    const announceExport = this.db.prepare('UPDATE artifact_exports SET announced = 1 WHERE export_id = ?');
-    const tx = this.db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => {
-      for (const e of events) {
-        // Telemetry (the "event" stream) is read per sensor; only platform streams are indexed by stream.
-        const stream = e.stream === undefined || e.stream === null || e.stream === 'event' ? null : e.stream;
-        insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json, stream);
-      }
-      for (const m of marks) mark.run(m.sid, m.stream_id, m.seq);
-      if (tasks) {
-        for (const t of tasks.create ?? []) {
-          insertTask.run(t.task_id, t.oid, t.sid, t.command, t.investigation_id, t.created, t.expires, t.state, t.sent_at, t.received_at, t.answered_at, t.error, t.answer);
-        }
-        for (const u of tasks.update ?? []) {
-          const at = (state: string) => (u.to.state === state ? u.to.at : null);
-          const moved = updateTask.run(
-            u.to.state, at('sent'), at('received'), at('answered'),
-            bool(u.to.error !== undefined), u.to.error ?? null, bool(u.to.answer !== undefined), u.to.answer ?? null,
-            u.task_id, u.sid, JSON.stringify(u.from),
-          ).changes > 0;
-          if (moved && u.isolated !== undefined) setIsolated.run(bool(u.isolated), u.sid);
-        }
-        for (const id of tasks.announce?.artifacts ?? []) announceArtifact.run(id);
-        for (const id of tasks.announce?.exports ?? []) announceExport.run(id);
-      }
-    });
-    return (events, marks, tasks) => tx.immediate(events, marks, tasks);
+  /** Started on the first append (after migrate(), so the thread's statements find their tables). */
+  private startAppendThread(): AppendThread | null {
+    if (!this.options.appendThread || this.path === ':memory:') return null;
+    const file = appendWorkerFile();
+    return file ? new AppendThread(file, this.path, this.options.synchronous) : null;
   }
 
   // ---- outputs (output-tables.ts) ----

@@ -1,0 +1,98 @@
+// The event log's group commits on a thread of their own. better-sqlite3 is synchronous: committing on
+// the main thread stops the event loop for the inserts and the fsync, during which no socket is read and
+// no output runs. The append thread holds a second connection to the same WAL file and runs the same
+// transaction (event-append.ts); the main thread hands it a group and keeps decoding the next one.
+// SQLite serialises the two connections' writes (busy_timeout), and a commit the thread reported is
+// visible to every read the main connection starts afterwards.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
+import type { SqliteSynchronous } from './connection.js';
+import { flattenEvents } from './event-append.js';
+
+export interface AppendRequest {
+  id: number;
+  events: Array<string | number | null>;
+  marks: ReadonlyArray<SequenceMark>;
+  tasks: TaskWrites | undefined;
+}
+
+export interface AppendReply {
+  id: number;
+  error?: { message: string; code: string | undefined };
+}
+
+/** An error the append thread reported (SQLite's code kept), or its death. */
+export class AppendThreadError extends Error {
+  constructor(message: string, readonly code: string | undefined) {
+    super(message);
+    this.name = 'AppendThreadError';
+  }
+}
+
+/**
+ * The compiled worker script. Under the test runner this module is TypeScript and the worker runs the
+ * build's copy (`npm test` builds first); null when there is none, and the store then commits in-thread.
+ */
+export function appendWorkerFile(): string | null {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.endsWith('.ts')
+    ? here.replace(/[\\/]src[\\/](store[\\/]sqlite[\\/])append-thread\.ts$/, (_m, dir: string) => `/dist/${dir}append-worker.js`)
+    : here.replace(/append-thread\.js$/, 'append-worker.js');
+  return file !== here && existsSync(file) ? file : null;
+}
+
+export class AppendThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private nextId = 1;
+  private failure: Error | null = null;
+  private readonly exited: Promise<void>;
+
+  constructor(workerFile: string, path: string, synchronous: SqliteSynchronous) {
+    this.worker = new Worker(workerFile, { workerData: { path, synchronous } });
+    this.worker.on('message', (reply: AppendReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (reply.error) waiter.reject(new AppendThreadError(reply.error.message, reply.error.code));
+      else waiter.resolve();
+    });
+    this.worker.on('error', (err) => this.fail(new AppendThreadError(`the store's append thread failed: ${err.message}`, undefined)));
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => {
+      this.fail(new AppendThreadError("the store's append thread has stopped", undefined));
+      resolve();
+    }));
+  }
+
+  /** Resolves once the group is committed (durably, per the store's synchronous setting). */
+  append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const request: AppendRequest = { id, events: flattenEvents(events), marks, tasks };
+      this.worker.postMessage(request);
+    });
+  }
+
+  /** Lets the commits already handed over finish, then closes the thread's connection. */
+  async close(): Promise<void> {
+    if (!this.failure) {
+      await Promise.allSettled([...this.pending.values()].map((w) => new Promise<void>((resolve) => {
+        const { resolve: res, reject: rej } = w;
+        w.resolve = () => { res(); resolve(); };
+        w.reject = (err) => { rej(err); resolve(); };
+      })));
+      this.worker.postMessage('close');
+    }
+    await this.exited;
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.pending.values()) w.reject(this.failure);
+    this.pending.clear();
+  }
+}
