@@ -368,6 +368,11 @@ describe('REST API', () => {
     });
 
     it('tags: add with JSON (ttl) and form bodies, read, remove; routed events carry the new tags', async () => {
+      // Stored before any tag was added.
+      const untagged = await root<Timeline>('GET', `/v1/insight/${t.oid}/${sidA}?start=${startS}&end=${endS}&event_type=NEW_PROCESS&limit=100`);
+      expect(untagged.body.events).toHaveLength(25);
+      expect(untagged.body.events.every((e) => e.routing.tags.length === 0)).toBe(true);
+
       const added = await root<TagMap>('POST', `/v1/${sidA}/tags`, { tags: ['web', 'prod'], ttl: 3600 });
       expect(added.status).toBe(200);
       const mine = added.body.tags[sidA]!;
@@ -403,6 +408,32 @@ describe('REST API', () => {
       expectError(await root('POST', `/v1/${sidA}/tags`, {}), 400, 'VALIDATION_FAILED', 'tags');
       expectError(await root('POST', `/v1/${sidA}/tags`, { tags: 'x', ttl: 0 }), 400, 'VALIDATION_FAILED', 'ttl');
       expectError(await root('DELETE', `/v1/${sidA}/tags`), 400, 'VALIDATION_FAILED', 'tags');
+    });
+
+    it('tags are a snapshot taken when an event is routed: stored events keep the tags they were stored with', async () => {
+      const timeline = async (type: string) =>
+        (await root<Timeline>('GET', `/v1/insight/${t.oid}/${sidA}?start=${startS}&end=${endS}&event_type=${type}&limit=100`)).body.events;
+      await root('POST', `/v1/${sidA}/tags`, { tags: ['before'] });
+      clientA.sendEvents(4, telemetry(2, 'SNAPSHOT_BEFORE'));
+      await clientA.waitForAck(4);
+      const removed = await root<TagMap>('DELETE', `/v1/${sidA}/tags`, { tags: ['before'] });
+      expect(removed.body.tags[sidA]).toEqual({});
+      await root('POST', `/v1/${sidA}/tags`, { tags: ['after'] });
+      clientA.sendEvents(5, telemetry(2, 'SNAPSHOT_AFTER'));
+      await clientA.waitForAck(5);
+
+      // Events stored before a change keep their old tags, whatever the sensor's tags are now.
+      const earlier = await timeline('SNAPSHOT_BEFORE');
+      expect(earlier).toHaveLength(2);
+      for (const e of earlier) expect(e.routing.tags).toEqual(['before']);
+      expect((await timeline('NEW_PROCESS')).every((e) => e.routing.tags.length === 0)).toBe(true);
+      const tagged = await timeline('TAGGED_EVENT');
+      expect(tagged[0]!.routing.tags).toEqual(expect.arrayContaining(['web', 'prod', 'blue', 'green']));
+      // Events stored after it carry the new tags only.
+      const later = await timeline('SNAPSHOT_AFTER');
+      expect(later).toHaveLength(2);
+      for (const e of later) expect(e.routing.tags).toEqual(['after']);
+      await root('DELETE', `/v1/${sidA}/tags`, { tags: ['after'] });
     });
 
     it('online: count of the org, and a per-sid map (JSON or form)', async () => {
@@ -556,6 +587,75 @@ describe('REST API', () => {
       }
       const online = await other<Record<string, boolean>>('POST', `/v1/online/${otherOid}`, { sids: [sidA] });
       expect(online.body).toEqual({ [sidA]: false });
+    });
+
+    it("the other org's admin cannot undelete, re-enroll or reconnect the first org's sensors (404), and nothing changes", async () => {
+      const doomed = await enroll(t.url, t.installationKey, 'isolation-deleted');
+      clients.push(doomed.client);
+      expect((await root('DELETE', `/v1/${doomed.sid}`)).status).toBe(200);
+      await doomed.client.closed;
+      const attempts: Array<[string, unknown?]> = [
+        [`/v1/${doomed.sid}/undelete`],
+        [`/v1/${sidA}/undelete`],
+        [`/v1/${sidA}/reenroll`],
+        [`/v1/${sidA}/reenroll`, { hostname: 'api-host-a' }],
+        [`/v1/${sidA}/reconnect`],
+      ];
+      for (const [route, body] of attempts) {
+        const res = await other('POST', route, body);
+        expect(res.status, `POST ${route}`).toBe(404);
+        expect(res.body).toMatchObject({ code: 'NOT_FOUND', status: 404 });
+      }
+      // The same requests from the sensors' own organization do act (here: a re-enroll with no body at all).
+      const copy = await enroll(t.url, t.installationKey, 'isolation-copy');
+      clients.push(copy.client);
+      expectError(await other('POST', `/v1/${copy.sid}/reenroll`), 404, 'NOT_FOUND');
+      expect(copy.client.ws.readyState).toBe(copy.client.ws.OPEN);
+      const own = await root<{ delivered: boolean }>('POST', `/v1/${copy.sid}/reenroll`);
+      expect(own.status, JSON.stringify(own.body)).toBe(200);
+      expect(own.body.delivered).toBe(true);
+      expect((await copy.client.closed).code).toBe(4012);
+      // Still deleted, and still refused when it comes back.
+      const d = await root<{ info: SensorInfo & { state: string } }>('GET', `/v1/${doomed.sid}`);
+      expect(d.body.info.deleted).not.toBeNull();
+      expect(d.body.info.state).toBe('deleted');
+      const back = new ProtocolClient(t.url);
+      await back.hello({ sid: doomed.sid, secret: doomed.secret });
+      expect((await back.closed).code).toBe(4011);
+      // No re-enroll order was placed, and the live session was neither re-enrolled nor asked to reconnect:
+      // a batch sent now on the same socket is still acknowledged (a close frame would have come first).
+      const a = await root<{ info: SensorInfo & { reenroll_order: unknown }; is_online: boolean }>('GET', `/v1/${sidA}`);
+      expect(a.body.info.reenroll_order).toBeNull();
+      expect(a.body.is_online).toBe(true);
+      clientA.sendEvents(6, telemetry(1, 'STILL_HERE'));
+      await clientA.waitForAck(6);
+      expect(clientA.ws.readyState).toBe(clientA.ws.OPEN);
+      expect(clientA.messages.filter((m) => m.t === 'error')).toEqual([]);
+    });
+
+    it("the other org's admin naming the first org's key ids under its own oid is refused, and the keys keep working", async () => {
+      const iidA = t.installationKey.split('.')[0]!;
+      const adminA = await root<{ key: string; key_id: string }>('POST', `/v1/orgs/${t.oid}/keys`, { name: 'isolation-admin', role: 'admin' });
+      expect(adminA.status).toBe(201);
+
+      expectError(await other('DELETE', `/v1/installationkeys/${otherOid}`, { iid: iidA }), 404, 'NOT_FOUND');
+      const viaQuery = await other('DELETE', `/v1/installationkeys/${otherOid}?iid=${iidA}`);
+      expectError(viaQuery, 404, 'NOT_FOUND');
+      expectError(await other('GET', `/v1/installationkeys/${otherOid}/${iidA}`), 404, 'NOT_FOUND');
+      expectError(await other('DELETE', `/v1/orgs/${otherOid}/keys/${adminA.body.key_id}`), 404, 'NOT_FOUND');
+      expectError(await other('DELETE', `/v1/orgs/${otherOid}/keys/${t.apiKey.split('.')[0]!}`), 404, 'NOT_FOUND');
+
+      // The first org's installation key is still listed and still enrolls sensors.
+      const ik = await root<Record<string, Record<string, unknown>>>('GET', `/v1/installationkeys/${t.oid}`);
+      expect(Object.keys(ik.body[t.oid]!)).toContain(iidA);
+      const fresh = await enroll(t.url, t.installationKey, 'isolation-still-enrolls');
+      clients.push(fresh.client);
+      expect((await root<{ info: SensorInfo }>('GET', `/v1/${fresh.sid}`)).body.info.oid).toBe(t.oid);
+      // Its API keys are still listed and still authenticate.
+      const keys = await root<{ keys: Array<{ key_id: string }> }>('GET', `/v1/orgs/${t.oid}/keys`);
+      expect(keys.body.keys.map((k) => k.key_id)).toEqual(expect.arrayContaining([adminA.body.key_id, t.apiKey.split('.')[0]!]));
+      expect((await apiClient(t.url, adminA.body.key)('GET', '/v1/whoami')).status).toBe(200);
+      expect((await root('GET', '/v1/whoami')).status).toBe(200);
     });
 
     it('sees only its own organization, sensors and keys, and nothing of the first org changed', async () => {

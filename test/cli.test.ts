@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ErrorMessage } from '../src/protocol/messages.js';
 import { ProtocolClient, telemetry } from './harness/protocol-client.js';
 import { runCli, startServerProcess, type ServerProcess } from './harness/processes.js';
 import { waitFor } from './harness/wait.js';
@@ -48,6 +49,15 @@ describe('picket management commands (built CLI against a server process)', () =
     await server?.exited;
     if (server) rmSync(server.dataDir, { recursive: true, force: true });
     if (emptyDir) rmSync(emptyDir, { recursive: true, force: true });
+  });
+
+  it('picket --help exits 0 and lists the subcommands', async () => {
+    const r = await runCli(['--help'], { env: CLEAN_ENV, cwd: emptyDir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: picket /);
+    for (const command of ['serve', 'sensor', 'sensors', 'keys', 'org', 'events', 'task', 'outputs', 'usage', 'simulate', 'adapter']) {
+      expect(r.stdout, command).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+    }
   });
 
   describe('credentials discovery', () => {
@@ -244,6 +254,19 @@ describe('picket management commands (built CLI against a server process)', () =
       expect(none.stderr).toContain('no events');
     });
 
+    it('events validate reports each invalid line, naming the field, and exits 1', async () => {
+      const [first] = ok(await cli(['events', '--sid', sid, '--type', 'NEW_PROCESS', '--json', '--limit', '1'])).trim().split('\n');
+      const good = JSON.parse(first!) as Envelope;
+      const bad = { ...good, routing: { ...good.routing, event_time: 'yesterday' } };
+      const r = await cli(['events', 'validate', '--produced'], { input: `${JSON.stringify(good)}\n${JSON.stringify(bad)}\nnot json\n` });
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stdout).toMatch(/^line 1: valid/m);
+      expect(r.stdout).toMatch(/^line 2: invalid .*routing\.event_time/m);
+      expect(r.stdout).toMatch(/^line 3: invalid .*not valid JSON/m);
+      // Only valid lines: exit 0.
+      expect((await cli(['events', 'validate', '--produced'], { input: `${JSON.stringify(good)}\n` })).code).toBe(0);
+    });
+
     it('events subcommands still run, and events without --sid or with bad times is an error', async () => {
       const schema = JSON.parse(ok(await cli(['events', 'schema']))) as Record<string, unknown>;
       expect(typeof schema).toBe('object');
@@ -292,6 +315,65 @@ describe('picket management commands (built CLI against a server process)', () =
       expect(ok(await cli(['sensors', 'reenroll', copySid, '--hostname', 'elsewhere'])).trim()).toBe(`re-enroll of elsewhere ${copySid}: ordered for its next connection`);
       expect(ok(await cli(['sensors', 'get', copySid]))).toMatch(/^re-enroll order:\s+pending for elsewhere since \d{4}-/m);
       expect(ok(await cli(['sensors', 'undelete', copySid])).trim()).toBe(`sensor ${copySid} was not deleted`);
+    });
+  });
+
+  describe('sensors get explains refusals and crashes', () => {
+    it('a sensor refused over quota shows state refused with the reason, and it as its last issue', async () => {
+      const org = JSON.parse(ok(await cli(['org', 'create', 'cli-quota-one', '--quota', '1', '--json']))) as { oid: string; api_key: string; installation_key: string };
+      const asOrg = (args: string[]) => runCli([...args, '--url', server.url, '--api-key', org.api_key], { env: CLEAN_ENV, cwd: emptyDir });
+      const first = new ProtocolClient(server.url);
+      await first.hello({ installation_key: org.installation_key }, { host: { hostname: 'quota-first' } });
+      await first.welcome();
+      const second = new ProtocolClient(server.url);
+      try {
+        await second.hello({ installation_key: org.installation_key }, { host: { hostname: 'quota-second' } });
+        expect((await second.closed).code).toBe(4010);
+        const refusal = second.messages.find((m): m is ErrorMessage => m.t === 'error')!;
+        const refusedSid = refusal.identity!.sid;
+
+        const stdout = ok(await asOrg(['sensors', 'get', refusedSid]));
+        expect(stdout).toMatch(/^hostname:\s+quota-second$/m);
+        expect(stdout).toMatch(/^online:\s+no/m);
+        expect(stdout).toMatch(/^state:\s+refused: organization at its quota of 1 sensor online; refused, retry after \d+(\.\d+)? s$/m);
+        expect(stdout).toMatch(/^last issue:\s+over_quota at \d{4}-\d\d-\d\dT\S+Z: organization at its quota of 1 sensor online/m);
+        const json = JSON.parse(ok(await asOrg(['sensors', 'get', refusedSid, '--json']))) as { info: { state: string; state_reason: string; last_issue: { kind: string } } };
+        expect(json.info).toMatchObject({ state: 'refused', last_issue: { kind: 'over_quota' } });
+        expect(json.info.state_reason).toContain('quota of 1');
+      } finally {
+        first.close();
+        second.close();
+      }
+    });
+
+    it('a sensor that reported a crash shows it as its last issue, with where it crashed', async () => {
+      const c = new ProtocolClient(server.url);
+      await c.hello({ installation_key: server.credentials.installation_key }, { host: { hostname: 'cli-crashy' } });
+      const welcome = await c.welcome();
+      const crashSid = welcome.sid;
+      c.close();
+      await c.closed;
+      expect(ok(await cli(['sensors', 'get', crashSid]))).toMatch(/^last issue:\s+-$/m);
+
+      const crashedAt = Date.now() - 60_000;
+      const again = new ProtocolClient(server.url);
+      await again.opened;
+      again.send({
+        t: 'hello', versions: [1], auth: { sid: crashSid, secret: welcome.identity!.secret }, host: ProtocolClient.host({ hostname: 'cli-crashy' }), stream_id: randomUUID(),
+        crash: { crash_id: randomUUID(), file_id: 1794283211, line_number: 17, thread_id: 4821, crashed_at: crashedAt, message: 'TypeError: boom' },
+      });
+      await again.welcome();
+      try {
+        const stdout = await waitFor(async () => {
+          const out = ok(await cli(['sensors', 'get', crashSid]));
+          return /^last issue:\s+crash/m.test(out) ? out : undefined;
+        }, { message: 'the crash in sensors get' });
+        expect(stdout).toMatch(new RegExp(`^last issue:\\s+crash at \\S+Z: crashed at ${new Date(crashedAt).toISOString().replace(/\./g, '\\.')} \\(FILE_ID 1794283211, LINE_NUMBER 17, THREAD_ID 4821\\): TypeError: boom$`, 'm'));
+        // A crash is reported, not refused: the sensor is online.
+        expect(stdout).toMatch(/^state:\s+online$/m);
+      } finally {
+        again.close();
+      }
     });
   });
 

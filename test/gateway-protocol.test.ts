@@ -1,8 +1,11 @@
 // Sensor protocol v1 at the wire: welcome, cumulative acks, resends, and bad input. A bad session is
 // closed with a reason, the others keep being served, and nothing from the bad session is stored.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame } from '../src/protocol/codec.js';
 import { CloseCode } from '../src/protocol/close-codes.js';
-import type { AckMessage, ErrorMessage } from '../src/protocol/messages.js';
+import type { AckMessage, ErrorMessage, ServerMessage } from '../src/protocol/messages.js';
 import { ProtocolClient, telemetry } from './harness/protocol-client.js';
 import { startTestServer, type TestServer } from './harness/server.js';
 import { waitFor } from './harness/wait.js';
@@ -49,6 +52,20 @@ describe('sensor gateway protocol v1', () => {
     expect(welcome.identity!.secret.length).toBeGreaterThan(20);
     client.close();
     await client.closed;
+  });
+
+  it('a sensor offering several protocol versions gets the one the cloud speaks (version 1)', async () => {
+    for (const versions of [[1, 99], [99, 1]]) {
+      const client = new ProtocolClient(t.url);
+      await client.hello({ installation_key: t.installationKey }, { versions });
+      const welcome = await client.welcome();
+      expect(welcome.version, `versions ${versions.join(',')}`).toBe(1);
+      // The negotiated session works: a batch is stored and acknowledged.
+      client.sendEvents(1, telemetry(1));
+      await client.waitForAck(1);
+      client.close();
+      await client.closed;
+    }
   });
 
   it('acknowledges batches cumulatively only after they are stored, in JSON and in msgpack', async () => {
@@ -111,7 +128,50 @@ describe('sensor gateway protocol v1', () => {
     client.ws.terminate();
   });
 
+  it('a sensor that still reads but stops answering pings is told why: close 4008 "liveness timeout"', async () => {
+    // A raw client with automatic pongs turned off: it reads every frame but shows no sign of life.
+    const ws = new WebSocket(`${t.url.replace(/^http/, 'ws')}/sensor`, { autoPong: false });
+    const received: ServerMessage[] = [];
+    ws.on('message', (data, isBinary) => received.push(decodeFrame(data as Buffer, isBinary).message as ServerMessage));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    ws.send(encodeFrame({ t: 'hello', versions: [1], auth: { installation_key: t.installationKey }, host: ProtocolClient.host({ hostname: 'deaf-host' }), stream_id: randomUUID() }, 'json'));
+    const welcome = await waitFor(() => received.find((m) => m.t === 'welcome'), { message: 'welcome' });
+    const sid = (welcome as { sid: string }).sid;
+    const end = await closed;
+    expect(end.code).toBe(CloseCode.livenessTimeout);
+    expect(end.reason).toContain('liveness timeout');
+    expect(received.find((m): m is ErrorMessage => m.t === 'error')).toMatchObject({ code: CloseCode.livenessTimeout });
+    await waitFor(async () => (await storedTypes(sid)).includes('DISCONNECTED'), { message: 'DISCONNECTED after the liveness close' });
+    const page = await t.server.store.queryTimeline({ oid: t.oid, sid, start: 0, end: FAR, limit: 100, eventType: 'DISCONNECTED' });
+    expect(JSON.parse(page.events[0]!).event.reason).toBe('timeout');
+  });
+
   describe('bad input closes only the offending session, with a reason, storing nothing from it', () => {
+    /** One well-behaved sensor kept connected through every bad-input case below. */
+    let steady: { client: ProtocolClient; sid: string };
+    let steadySeq = 0;
+
+    beforeAll(async () => {
+      steady = await enroll('json', 'steady-host');
+    });
+
+    // After each misbehaving session, the steady one is still open and still gets its batches stored and acknowledged.
+    afterEach(async () => {
+      expect(steady.client.ws.readyState, 'the steady session was closed').toBe(WebSocket.OPEN);
+      const before = (await storedTypes(steady.sid)).filter((x) => x === 'STEADY').length;
+      steadySeq++;
+      steady.client.sendEvents(steadySeq, telemetry(2, 'STEADY'));
+      await steady.client.waitForAck(steadySeq);
+      expect((await storedTypes(steady.sid)).filter((x) => x === 'STEADY')).toHaveLength(before + 2);
+      expect(t.server.registry.isOnline(steady.sid)).toBe(true);
+    });
+
+    afterAll(async () => {
+      steady?.client.close();
+      await steady?.client.closed;
+    });
+
     async function expectClosed(client: ProtocolClient, code: number, reasonPart: string): Promise<void> {
       const closed = await client.closed;
       expect(closed.code).toBe(code);
@@ -144,9 +204,12 @@ describe('sensor gateway protocol v1', () => {
     });
 
     it('an unknown message type', async () => {
-      const { client } = await enroll();
-      client.send({ t: 'telepathy' });
+      const { client, sid } = await enroll();
+      client.send({ t: 'telepathy', seq: 1, events: telemetry(2, 'TELEPATHY') });
       await expectClosed(client, CloseCode.unknownType, 'unknown message type');
+      // Once the session's end is recorded, its timeline holds only what the cloud itself produced.
+      await waitFor(async () => (await storedTypes(sid)).includes('DISCONNECTED'), { message: 'the session end to be recorded' });
+      expect((await storedTypes(sid)).sort()).toEqual(['CONNECTED', 'DISCONNECTED', 'enrollment']);
     });
 
     it('a wrong protocol version', async () => {
@@ -238,11 +301,38 @@ describe('sensor gateway protocol v1', () => {
   });
 
   it('counts sessions, events, acks and protocol errors in /metrics', async () => {
-    const res = await fetch(`${t.url}/metrics`);
-    const text = await res.text();
-    expect(text).toMatch(/picket_sensor_sessions_opened_total \d+/);
-    expect(text).toMatch(/picket_events_received_total \d+/);
-    expect(text).toMatch(/picket_acks_sent_total \d+/);
-    expect(text).toMatch(/picket_protocol_errors_total\{reason="malformed"\} \d+/);
+    async function counters(): Promise<{ sessions: number; events: number; acks: number; malformed: number }> {
+      const text = await (await fetch(`${t.url}/metrics`)).text();
+      const value = (series: string): number => {
+        const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+        return line === undefined ? 0 : Number(line.slice(series.length + 1));
+      };
+      return {
+        sessions: value('picket_sensor_sessions_opened_total'),
+        events: value('picket_events_received_total'),
+        acks: value('picket_acks_sent_total'),
+        malformed: value('picket_protocol_errors_total{reason="malformed"}'),
+      };
+    }
+    const before = await counters();
+    const { client } = await enroll();
+    for (let seq = 1; seq <= 3; seq++) {
+      client.sendEvents(seq, telemetry(4));
+      await client.waitForAck(seq);
+    }
+    client.close();
+    await client.closed;
+    const bad = new ProtocolClient(t.url);
+    await bad.opened;
+    bad.sendRaw('{"t": nope');
+    await bad.closed;
+    const after = await waitFor(async () => {
+      const now = await counters();
+      return now.malformed > before.malformed ? now : undefined;
+    }, { message: 'the malformed frame to be counted' });
+    expect(after.sessions - before.sessions).toBe(1);
+    expect(after.events - before.events).toBe(12);
+    expect(after.acks - before.acks).toBe(3);
+    expect(after.malformed - before.malformed).toBe(1);
   });
 });

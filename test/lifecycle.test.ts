@@ -153,6 +153,36 @@ for (const backend of backends) describe.runIf(backend.run)(`reference sensor li
     expect(one.body.is_online).toBe(false);
   });
 
+  it('after SIGINT (Ctrl-C) the sensor sends SHUTTING_DOWN, then the cloud records DISCONNECTED', async () => {
+    const sensor = startSensorProcess({ url: server.url, stateDir, hostname: 'lifecycle-host' });
+    sensors.push(sensor);
+    const count = (events: Envelope[], type: string): number => types(events).filter((t) => t === type).length;
+    const before = await timeline(sid);
+    const startsBefore = count(before, 'STARTING_UP');
+    await waitFor(async () => count(await timeline(sid), 'STARTING_UP') === startsBefore + 1, { message: 'the restarted sensor to report STARTING_UP' });
+    expect(await onlineSid()).toBe(sid);
+    const shutdownsBefore = count(before, 'SHUTTING_DOWN');
+    const disconnectsBefore = count(await timeline(sid), 'DISCONNECTED');
+
+    sensor.kill('SIGINT');
+    const exit = await sensor.exited;
+    expect(exit.code, sensor.output()).toBe(0);
+    const events = await waitFor(async () => {
+      const ev = await timeline(sid);
+      return count(ev, 'DISCONNECTED') === disconnectsBefore + 1 ? ev : undefined;
+    }, { message: 'DISCONNECTED after SIGINT' });
+    expect(count(events, 'SHUTTING_DOWN')).toBe(shutdownsBefore + 1);
+    const t = types(events);
+    const lastStart = t.lastIndexOf('STARTING_UP');
+    const shutdown = t.lastIndexOf('SHUTTING_DOWN');
+    const disconnected = t.lastIndexOf('DISCONNECTED');
+    expect(lastStart).toBeLessThan(shutdown);
+    expect(shutdown).toBeLessThan(disconnected);
+    expect(events[disconnected]!.event.reason).toBe('closed');
+    const one = await api<{ is_online: boolean }>('GET', `/v1/${sid}`);
+    expect(one.body.is_online).toBe(false);
+  });
+
   it.runIf(backend.postgres)('a second node on the same database is refused with a clear error (one node per database until the cluster mode)', async () => {
     await expect(startServerProcess({ args: ['--store', storeUrl(schema)] })).rejects.toThrow(/another Picket node is running on postgres:.*schema/);
   });

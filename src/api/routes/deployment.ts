@@ -112,7 +112,8 @@ export function registerDeploymentRoutes(app: ApiApp, ctx: ApiContext): void {
         'whichever copy connects next. A live session of the named copy is told at once (close 4012); otherwise the order waits for its next ' +
         'connection. The copy enrolls again with its installation key and gets a new sid (and its own `enrollment`); the other copies keep the sid.',
       params: SidParams,
-      body: Type.Optional(Type.Object({ hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) })),
+      // Null: a POST without any body (as for the other routes whose body is optional).
+      body: Type.Union([Type.Object({ hostname: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }), Type.Null()]),
       response: {
         200: Type.Object({
           sid: Type.String(),

@@ -32,6 +32,9 @@ export const OVER_QUOTA_NOTICE_WINDOW_MS = 10 * 60_000;
 export const DELETED_NOTICE_WINDOW_MS = 24 * 3600_000;
 export const CLONE_NOTICE_WINDOW_MS = 10 * 60_000;
 
+/** How long a session closed for silence (4008) may take to finish the close handshake before it is cut off. */
+const LIVENESS_CLOSE_GRACE_MS = 1000;
+
 export class SensorSession implements RegisteredSession {
   sid = '';
   oid = '';
@@ -57,6 +60,8 @@ export class SensorSession implements RegisteredSession {
   private backoffUntil = 0;
   private closeReason: string | null = null;
   private readonly helloTimer: NodeJS.Timeout;
+  /** Set once the session was closed for silence: cuts the socket off if the close handshake does not complete. */
+  private livenessCloseTimer: NodeJS.Timeout | null = null;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -122,10 +127,15 @@ export class SensorSession implements RegisteredSession {
 
   /** Called by the gateway's liveness sweep with performance.now(). */
   checkLiveness(now: number): void {
+    if (this.state === 'closed' || this.livenessCloseTimer !== null) return;
     if (now - this.lastSeen > this.ctx.config.livenessTimeoutS * 1000) {
       if (this.closeReason === null) this.closeReason = 'timeout';
       this.ctx.metrics.protocolErrors.inc({ reason: 'liveness_timeout' });
-      this.ws.terminate();
+      // A sensor that still reads gets the close code (4008) and its reason; a peer that is really gone
+      // never completes the close handshake, so it is cut off shortly after.
+      this.close(CloseCode.livenessTimeout, `liveness timeout: nothing received for ${this.ctx.config.livenessTimeoutS} s`);
+      this.livenessCloseTimer = setTimeout(() => this.ws.terminate(), Math.min(LIVENESS_CLOSE_GRACE_MS, this.ctx.config.pingIntervalS * 1000));
+      this.livenessCloseTimer.unref();
       return;
     }
     if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
@@ -504,6 +514,7 @@ export class SensorSession implements RegisteredSession {
 
   private async onClose(code: number, reason: string): Promise<void> {
     clearTimeout(this.helloTimer);
+    if (this.livenessCloseTimer !== null) clearTimeout(this.livenessCloseTimer);
     const wasOpen = this.state === 'open';
     this.state = 'closed';
     const why = this.closeReason ?? reasonForCode(code, reason);
