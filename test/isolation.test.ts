@@ -1,7 +1,8 @@
 // Real network isolation (nftables) of a real sensor process inside a Linux network namespace created by
 // the test: a peer address answers before segregate_network, not after (while the cloud connection and
 // the sensor stay up), again after rejoin_network; a sensor restarted while isolated comes back isolated;
-// the persistent flag isolates the host again after a restart that lost the rules (a reboot).
+// the persistent flag isolates the host again after a restart that lost the rules (a reboot); loopback answers
+// while isolated, and a table of the host's own (`inet hostfw`) is left alone by segregate and rejoin.
 // Needs root, iproute2 and nft: skipped with a message where the machine cannot, never when CI=true.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -57,6 +58,13 @@ if (reason) console.warn(`skipping network isolation tests: ${reason}`);
 /** Whether a TCP connection from inside the namespace to the peer succeeds within a second. */
 function peerReachable(port: number): boolean {
   const script = `const s=require('net').connect(${port},'${PEER_IP}');s.setTimeout(1000);s.on('connect',()=>process.exit(0));s.on('timeout',()=>process.exit(1));s.on('error',()=>process.exit(1));`;
+  return spawnSync('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { timeout: 5000 }).status === 0;
+}
+
+/** Whether, inside the namespace, a TCP server on 127.0.0.1 answers a client there within a second. */
+function loopbackAnswers(): boolean {
+  const script = `const net=require('net');const srv=net.createServer((c)=>c.end('lo\\n'));srv.listen(0,'127.0.0.1',()=>{`
+    + `const s=net.connect(srv.address().port,'127.0.0.1');s.setTimeout(1000);s.on('data',()=>process.exit(0));s.on('timeout',()=>process.exit(1));s.on('error',()=>process.exit(1));});`;
   return spawnSync('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { timeout: 5000 }).status === 0;
 }
 
@@ -145,6 +153,9 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
   }
 
   const nftTables = (): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', 'list', 'tables']).toString();
+  const nft = (...args: string[]): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', ...args]).toString();
+  /** The host's own firewall table, there before the sensor: isolation must neither touch nor remove it. */
+  const hostTable = (): string => nft('list', 'table', 'inet', 'hostfw');
 
   it('cuts the host off except the cloud, and lets it back', async () => {
     sensor = startSensor();
@@ -152,12 +163,19 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
     await waitFor(online, { message: 'online' });
     expect((await lastConnected()).IS_SEGREGATED).toBe(0);
     expect(peerReachable(peerPort)).toBe(true);
+    expect(loopbackAnswers()).toBe(true);
+    nft('add', 'table', 'inet', 'hostfw');
+    nft('add', 'chain inet hostfw input { type filter hook input priority 0; policy accept; }');
+    const hostRules = hostTable();
+    expect(hostRules).toMatch(/chain input/);
 
     const sessionsBefore = { connected: (await timeline('CONNECTED')).length, disconnected: (await timeline('DISCONNECTED')).length };
     const segregated = await taskAndWait('segregate_network');
     expect(segregated.error).toBe(0);
     await expectNotifiedThenAnswered(segregated, 'SEGREGATE_NETWORK');
     expect(peerReachable(peerPort)).toBe(false);
+    // Loopback is let through while isolated.
+    expect(loopbackAnswers()).toBe(true);
     // The cloud connection stays up: the sensor is online and answers the next task over the same session
     // (no DISCONNECTED, no new CONNECTED in between).
     expect(await online()).toBe(true);
@@ -165,6 +183,7 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
     expect({ connected: (await timeline('CONNECTED')).length, disconnected: (await timeline('DISCONNECTED')).length }).toEqual(sessionsBefore);
     // Our rules are in our own table, and only there.
     expect(nftTables()).toMatch(/table inet picket_isolation/);
+    expect(hostTable()).toBe(hostRules);
 
     // A restart while isolated comes back isolated, and says so.
     sensor.kill('SIGTERM');
@@ -180,6 +199,10 @@ describe.skipIf(reason !== undefined)('network isolation with nftables in a netw
     await expectNotifiedThenAnswered(rejoined, 'REJOIN_NETWORK');
     expect(peerReachable(peerPort)).toBe(true);
     expect(nftTables()).not.toMatch(/picket_isolation/);
+    // The host's own table outlived segregate, restart and rejoin, unchanged.
+    expect(nftTables()).toMatch(/^table inet hostfw$/m);
+    expect(hostTable()).toBe(hostRules);
+    expect(loopbackAnswers()).toBe(true);
   }, 90_000);
 
   it('the persistent flag isolates the host again after a restart that lost the rules (a reboot)', async () => {

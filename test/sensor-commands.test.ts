@@ -55,6 +55,32 @@ describe('sensor commands', () => {
     }
   });
 
+  it('the real backend on a host without nft: isolate and rejoin answer ERROR 50, and nothing claims isolation', async () => {
+    // Root (real or pretended: the root check comes first and only the missing nft must decide), nft off PATH.
+    const { PATH: path0 } = process.env;
+    const getuid = process.getuid;
+    process.env.PATH = pathWithoutNft();
+    if (getuid?.() !== 0) process.getuid = () => 0;
+    try {
+      const nft = new NftIsolation();
+      const isolated = await nft.isolate({ host: '127.0.0.1', port: 4830 });
+      expect(isolated.error).toBe(50);
+      if (process.platform === 'linux') expect(isolated.message).toMatch(/nft \(nftables\) is not installed/);
+      const rejoined = await nft.rejoin();
+      expect(rejoined.error).toBe(50);
+      expect(await nft.isIsolated()).toBe(false);
+      // Through the command runner: SEGREGATE_NETWORK / REJOIN_NETWORK with ERROR 50, and no isolation change reported.
+      const changes: boolean[] = [];
+      const r = runner(nft, changes);
+      expect(await r.execute('segregate_network')).toMatchObject({ eventType: 'SEGREGATE_NETWORK', payload: { ERROR: 50 } });
+      expect(await r.execute('rejoin_network')).toMatchObject({ eventType: 'REJOIN_NETWORK', payload: { ERROR: 50 } });
+      expect(changes).toEqual([]);
+    } finally {
+      process.env.PATH = path0;
+      process.getuid = getuid;
+    }
+  });
+
   it('says whether isolation could be done here (root and a working nft) without changing anything', async () => {
     const here = await new NftIsolation().readiness();
     expect(here.ready, here.detail).toBe(canIsolateHere());

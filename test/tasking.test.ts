@@ -1,6 +1,7 @@
 // Tasking end to end with real `picket sensor` processes against a `picket serve` process: each command
 // of the reference sensor answers CLOUD_NOTIFICATION first, then its result event, both carrying the
-// investigation id, with the ERROR codes of the reference table. (Network isolation, which needs a network
+// investigation id, with the ERROR codes of the reference table; `update` outlives a sensor restart; a host
+// without nftables fails segregate/rejoin honestly. (Real network isolation, which needs a network
 // namespace, is in test/isolation.test.ts.)
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -35,6 +36,7 @@ describe('tasking a real sensor process', () => {
   let plain = '';
   let noNft = ''; // a host without nftables
   let runnerDir = '';
+  let runnerProc: ManagedProcess | undefined;
 
   beforeAll(async () => {
     server = await startServerProcess();
@@ -48,6 +50,7 @@ describe('tasking a real sensor process', () => {
       return [sid, dir];
     };
     [runner, runnerDir] = await start('task-runner', ['--allow-run']);
+    runnerProc = sensors.at(-1);
     [plain] = await start('task-plain', []);
     [noNft] = await start('task-no-nft', [], { PATH: pathWithoutNft() });
   });
@@ -100,6 +103,12 @@ describe('tasking a real sensor process', () => {
     return answer;
   }
 
+  async function timelineOf(sid: string, eventType: string): Promise<Envelope[]> {
+    return (await api<{ events: Envelope[] }>('GET', `/v1/insight/${server.credentials.oid}/${sid}?start=0&end=${FAR_S}&event_type=${eventType}&limit=10000`)).body.events;
+  }
+
+  const isOnline = async (sid: string): Promise<boolean> => (await api<{ is_online: boolean }>('GET', `/v1/${sid}`)).body.is_online;
+
   it('selftest: the cloud records SELF_TEST, the sensor answers SELF_TEST_RESULT with each check, passing none it did not check', async () => {
     // Isolation needs root and a working nft: the check passes exactly where this machine has them.
     const isolationReady = canIsolateHere();
@@ -147,21 +156,68 @@ describe('tasking a real sensor process', () => {
     await expectAnswered(runner, 'unload_kernel --now', 'UNLOAD_KERNEL', 87);
   });
 
+  it('update survives a sensor restart: the saved configuration is applied again at start', async () => {
+    await expectAnswered(runner, 'update --collector sync --config \'{"interval_s": 1}\'', 'UPDATE', 0);
+    expect((JSON.parse(readFileSync(path.join(runnerDir, 'config.json'), 'utf8')) as { collectors: Record<string, unknown> }).collectors).toEqual({ sync: { interval_s: 1 } });
+    const connectedBefore = (await timelineOf(runner, 'CONNECTED')).length;
+    runnerProc!.kill('SIGTERM');
+    await runnerProc!.exited;
+    await waitFor(async () => !(await isOnline(runner)), { message: 'runner offline after the stop' });
+    runnerProc = startSensorProcess({ url: server.url, key: server.credentials.installation_key, stateDir: runnerDir, hostname: 'task-runner', args: ['--allow-run'] });
+    sensors.push(runnerProc);
+    await waitFor(() => isOnline(runner), { message: 'runner back online' });
+    const connected = await waitFor(async () => {
+      const all = await timelineOf(runner, 'CONNECTED');
+      return all.length > connectedBefore ? all.at(-1) : undefined;
+    }, { message: 'a new CONNECTED' });
+    // The cloud still asks for SYNC every 600 s: SYNC every second after the restart is the saved update at work.
+    await waitFor(async () => (await timelineOf(runner, 'SYNC')).filter((e) => e.routing.event_time > connected.routing.event_time).length >= 2,
+      { timeoutMs: 10_000, message: 'two SYNC after the restart, at the saved 1 s interval' });
+    await expectAnswered(runner, 'update --collector sync --config \'{"interval_s": 3600}\'', 'UPDATE', 0);
+  });
+
+  it('a host without nftables: segregate_network and rejoin_network fail honestly (ERROR 50) and nothing claims isolation', async () => {
+    // Without root the sensor refuses for that first (ERROR 5); as root (or off Linux) the missing nft is the reason.
+    const expected = process.platform === 'linux' && process.getuid?.() !== 0 ? 5 : 50;
+    const why = expected === 50 && process.platform === 'linux' ? /nft \(nftables\) is not installed/ : /./;
+    expect((await timelineOf(noNft, 'CONNECTED')).at(-1)!.event.IS_SEGREGATED).toBe(0);
+    const segregated = await expectAnswered(noNft, 'segregate_network', 'SEGREGATE_NETWORK', expected);
+    expect(segregated.event.ERROR_MESSAGE).toMatch(why);
+    expect((await api('GET', `/v1/${noNft}/isolation`)).body).toEqual({ should_isolate: false, is_isolated: false, task_id: null });
+    const rejoined = await expectAnswered(noNft, 'rejoin_network', 'REJOIN_NETWORK', expected);
+    expect(rejoined.event.ERROR_MESSAGE).toMatch(why);
+    // A new session (the cloud asks it to reconnect): the sensor still says it is not segregated.
+    const connectedBefore = (await timelineOf(noNft, 'CONNECTED')).length;
+    expect((await api('POST', `/v1/${noNft}/reconnect`)).status).toBe(200);
+    const connected = await waitFor(async () => {
+      const all = await timelineOf(noNft, 'CONNECTED');
+      return all.length > connectedBefore ? all.at(-1) : undefined;
+    }, { message: 'CONNECTED of the new session' });
+    expect(connected.event.IS_SEGREGATED).toBe(0);
+    await waitFor(() => isOnline(noNft), { message: 'no-nft sensor online again' });
+    expect((await api('GET', `/v1/${noNft}/isolation`)).body).toEqual({ should_isolate: false, is_isolated: false, task_id: null });
+  });
+
   it('an unknown command is RECEIPT ERROR 50', async () => {
     expect((await expectAnswered(plain, 'frobnicate --hard', 'RECEIPT', 50)).event.ERROR_MESSAGE).toBe('unknown command: frobnicate');
   });
 
   it('picket task --wait prints the receipt and the answer; --json the answering event', async () => {
-    const r = await runCli(['task', plain, 'unload_kernel', '--wait', '--json', '--data', server.dataDir]);
+    const r = await runCli(['task', plain, 'unload_kernel', '--wait', '--json', '--investigation-id', 'cli-inv', '--data', server.dataDir]);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ step: 'sent' });
     const last = lines.at(-1) as unknown as Envelope;
     expect(last.routing.event_type).toBe('UNLOAD_KERNEL');
     expect(last.event.ERROR).toBe(50);
+    // --investigation-id reaches the answer's routing, the task, and every event the task caused.
+    expect(last.routing.investigation_id).toBe('cli-inv');
+    expect((await api<{ investigation_id: string }>('GET', `/v1/tasks/${String(lines[0]!.task_id)}`)).body.investigation_id).toBe('cli-inv');
+    expect((await eventsOf(plain, 'cli-inv', 2)).map((e) => e.routing.event_type)).toEqual(['CLOUD_NOTIFICATION', 'UNLOAD_KERNEL']);
     expect(r.code).toBe(3);
-    const human = await runCli(['task', plain, 'set_performance_mode', '--wait', '--investigation-id', 'cli-inv', '--data', server.dataDir]);
+    const human = await runCli(['task', plain, 'set_performance_mode', '--wait', '--investigation-id', 'cli-inv-human', '--data', server.dataDir]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/^answered\s+SET_PERFORMANCE_MODE\s+ERROR 0/m);
+    expect((await eventsOf(plain, 'cli-inv-human', 2)).map((e) => e.routing.event_type)).toEqual(['CLOUD_NOTIFICATION', 'SET_PERFORMANCE_MODE']);
   });
 
   it('malformed task requests get clear API errors', async () => {

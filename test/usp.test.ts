@@ -223,6 +223,29 @@ describe('USP endpoint (in-process server)', () => {
     expect(received.some((t) => t >= from + bo.dur * 1000 - 100)).toBe(true);
   });
 
+  it('counts the events and bytes each organization sends (picket_org_events_received_total, picket_org_bytes_received_total)', async () => {
+    await start();
+    const api = apiClient(server.url, server.apiKey);
+    const other = await api<{ oid: string; installation_key: string }>('POST', '/v1/orgs', { name: 'metered' });
+    expect(other.status).toBe(201);
+    const a = client(header(server, { sensor_seed_key: 'meter-a' }));
+    const b = client(header({ oid: other.body.oid, installationKey: other.body.installation_key }, { sensor_seed_key: 'meter-b', is_compressed: false }));
+    await waitFor(() => a.isReady && b.isReady, { message: 'both adapters ready' });
+    for (let i = 0; i < 37; i++) a.ship({ e: 'METERED', j: { i, pad: 'a'.repeat(i) } });
+    for (let i = 0; i < 12; i++) b.ship({ e: 'METERED', j: { i } });
+    await waitFor(() => a.ackedUpTo === 37 && b.ackedUpTo === 12, { message: 'everything acknowledged' });
+
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const value = (name: string, oid: string): number => Number(new RegExp(`^${name}\\{oid="${oid}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    // Exactly what each organization sent (platform events such as CONNECTED are the cloud's, not received).
+    expect(value('picket_org_events_received_total', server.oid)).toBe(37);
+    expect(value('picket_org_events_received_total', other.body.oid)).toBe(12);
+    // Bytes as on the wire: at least one per message, and the organizations counted apart.
+    expect(value('picket_org_bytes_received_total', server.oid)).toBeGreaterThanOrEqual(37);
+    expect(value('picket_org_bytes_received_total', other.body.oid)).toBeGreaterThanOrEqual(12);
+    expect(text.match(/^picket_org_events_received_total\{/gm)).toHaveLength(2);
+  });
+
   it('messages resent at or below what is stored are acknowledged again, counted as duplicates, and stored once', async () => {
     await start();
     const h = header(server, { sensor_seed_key: 'resender', is_compressed: false });

@@ -92,7 +92,10 @@ export class NftIsolation implements NetworkIsolation {
   async rejoin(): Promise<IsolationOutcome> {
     const unsupported = this.unsupported();
     if (unsupported) return unsupported;
-    if (!(await this.isIsolated())) return { error: ERROR.SUCCESS, message: 'not isolated' };
+    // Without nft the rules cannot even be looked at: "not isolated" would be a success it did not check.
+    const listed = await runNft(['list', 'table', 'inet', ISOLATION_TABLE]);
+    if (listed.missing) return { error: ERROR.NOT_SUPPORTED, message: 'nft (nftables) is not installed: network isolation is not available' };
+    if (listed.code !== 0) return { error: ERROR.SUCCESS, message: 'not isolated' };
     const r = await runNft(['delete', 'table', 'inet', ISOLATION_TABLE]);
     if (r.missing) return { error: ERROR.NOT_SUPPORTED, message: 'nft (nftables) is not installed' };
     if (r.code !== 0) return { error: ERROR.ACCESS_DENIED, message: `nft could not remove the isolation rules: ${r.stderr.slice(0, 300)}` };
