@@ -9,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateEvent, validatePayload } from '../src/catalogue/index.js';
+import { gaps } from '../src/sources/artifacts/artifact-ingest.js';
 import { apiClient, startTestServer, type TestServer } from './harness/server.js';
 import { waitFor } from './harness/wait.js';
 
@@ -101,7 +102,7 @@ describe('artifacts', () => {
     const wrongSecret = `${ingestionKey.split('.')[0]}.${randomBytes(24).toString('base64url')}`;
     const otherOrg = '00000000-0000-4000-8000-000000000001';
     for (const [key, oid] of [[wrongSecret, s.oid], [ingestionKey, otherOrg], ['not-a-key', s.oid]] as const) {
-      for (const part of [undefined, '1', 'done']) {
+      for (const part of [undefined, '0', 'done']) {
         const res = await upload(randomBytes(1024), { 'lc-payload-id': 'refused', 'lc-path': Buffer.from('/tmp/x').toString('base64'), ...(part ? { 'lc-part': part } : {}) }, key, oid);
         expect(res.status).toBe(401);
         expect(res.body).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
@@ -122,11 +123,12 @@ describe('artifacts', () => {
     const parts = [bytes.subarray(0, 15 * MiB), bytes.subarray(15 * MiB, 30 * MiB), bytes.subarray(30 * MiB)];
     const headers = { 'lc-payload-id': 'capture-0001', 'lc-source': 'sensor-7', 'lc-hint': 'pcap', 'lc-path': Buffer.from('/data/pcap/dat.pcap').toString('base64') };
 
-    expect((await upload(parts[0]!, { ...headers, 'lc-part': '1' })).body).toMatchObject({ status: 'part_received', part: 1 });
-    expect((await upload(parts[1]!, { ...headers, 'lc-part': '2' })).body).toMatchObject({ status: 'part_received', part: 2 });
+    // Numbered from 0, as the platform's clients do (platform-reference.md §6.1), the last part `done`.
+    expect((await upload(parts[0]!, { ...headers, 'lc-part': '0' })).body).toMatchObject({ status: 'part_received', part: 0 });
+    expect((await upload(parts[1]!, { ...headers, 'lc-part': '1' })).body).toMatchObject({ status: 'part_received', part: 1 });
     // The same part again, even with other bytes, is acknowledged and changes nothing.
-    const again = await upload(randomBytes(15 * MiB), { ...headers, 'lc-part': '2' });
-    expect(again).toMatchObject({ status: 200, body: { status: 'part_duplicate', part: 2 } });
+    const again = await upload(randomBytes(15 * MiB), { ...headers, 'lc-part': '1' });
+    expect(again).toMatchObject({ status: 200, body: { status: 'part_duplicate', part: 1 } });
     expect(await artifactStream()).toEqual(eventsBefore);
 
     const done = await upload(parts[2]!, { ...headers, 'lc-part': 'done' });
@@ -135,7 +137,7 @@ describe('artifacts', () => {
     const logId = String(done.body.log_id);
 
     // The whole upload again: acknowledged, same artifact, nothing new.
-    expect((await upload(parts[0]!, { ...headers, 'lc-part': '1' })).body).toMatchObject({ status: 'duplicate', log_id: logId });
+    expect((await upload(parts[0]!, { ...headers, 'lc-part': '0' })).body).toMatchObject({ status: 'duplicate', log_id: logId });
     expect((await upload(parts[2]!, { ...headers, 'lc-part': 'done' })).body).toMatchObject({ status: 'duplicate', log_id: logId });
 
     const listed = (await listArtifacts()).filter((a) => a.payload_id === 'capture-0001');
@@ -161,21 +163,55 @@ describe('artifacts', () => {
 
   it('a done with a part missing is refused with 409 and completes once the part arrives', async () => {
     const headers = { 'lc-payload-id': 'gappy' };
-    expect((await upload(Buffer.from('one'), { ...headers, 'lc-part': '1' })).status).toBe(200);
-    expect((await upload(Buffer.from('three'), { ...headers, 'lc-part': '3' })).status).toBe(200);
+    expect((await upload(Buffer.from('one'), { ...headers, 'lc-part': '0' })).status).toBe(200);
+    expect((await upload(Buffer.from('three'), { ...headers, 'lc-part': '2' })).status).toBe(200);
     const early = await upload(Buffer.from('!'), { ...headers, 'lc-part': 'done' });
     expect(early).toMatchObject({ status: 409, body: { code: 'CONFLICT' } });
-    expect(String(early.body.error)).toContain('2');
-    expect((await upload(Buffer.from('two'), { ...headers, 'lc-part': '2' })).status).toBe(200);
+    expect(String(early.body.error)).toContain('missing part(s) 1:');
+    expect((await upload(Buffer.from('two'), { ...headers, 'lc-part': '1' })).status).toBe(200);
     const done = await upload(Buffer.from('!'), { ...headers, 'lc-part': 'done' });
     expect(done.body).toMatchObject({ status: 'stored', md5: md5(Buffer.from('onetwothree!')) });
     expect((await download(String(done.body.log_id))).bytes.toString()).toBe('onetwothree!');
   });
 
+  it('a missing first part (0) is detected: done is refused with 409 naming it, nothing is stored, and the upload completes once it arrives', async () => {
+    const eventsBefore = await artifactStream();
+    const headers = { 'lc-payload-id': 'no-first-part', 'lc-path': Buffer.from('/var/log/big.log').toString('base64') };
+    // Parts 1 and 2 arrive, part 0 was lost: without it the artifact would silently lack its beginning.
+    expect((await upload(Buffer.from('-second'), { ...headers, 'lc-part': '1' })).body).toMatchObject({ status: 'part_received', part: 1 });
+    expect((await upload(Buffer.from('-third'), { ...headers, 'lc-part': '2' })).body).toMatchObject({ status: 'part_received', part: 2 });
+    const early = await upload(Buffer.from('-last'), { ...headers, 'lc-part': 'done' });
+    expect(early).toMatchObject({ status: 409, body: { code: 'CONFLICT' } });
+    expect(String(early.body.error)).toContain('missing part(s) 0:');
+    expect((await listArtifacts()).map((a) => a.payload_id)).not.toContain('no-first-part');
+    expect(await artifactStream()).toEqual(eventsBefore);
+    // Retrying done alone changes nothing; once part 0 is there, done stores the whole file in order.
+    expect((await upload(Buffer.from('-last'), { ...headers, 'lc-part': 'done' })).status).toBe(409);
+    expect((await upload(Buffer.from('first'), { ...headers, 'lc-part': '0' })).body).toMatchObject({ status: 'part_received', part: 0 });
+    const done = await upload(Buffer.from('-last'), { ...headers, 'lc-part': 'done' });
+    const whole = Buffer.from('first-second-third-last');
+    expect(done).toMatchObject({ status: 200, body: { status: 'stored', size: whole.length, md5: md5(whole) } });
+    expect((await download(String(done.body.log_id))).bytes.equals(whole)).toBe(true);
+    const ingests = (await artifactStream()).filter((e) => e.routing.event_type === 'ingest' && e.routing.log_id === done.body.log_id);
+    expect(ingests).toHaveLength(1);
+  });
+
+  it('a done with no numbered part before it is missing part 0 (409), never a one-part artifact', async () => {
+    const early = await upload(Buffer.from('only the end'), { 'lc-payload-id': 'done-only', 'lc-part': 'done' });
+    expect(early).toMatchObject({ status: 409, body: { code: 'CONFLICT' } });
+    expect(String(early.body.error)).toContain('missing part(s) 0:');
+    expect((await listArtifacts()).map((a) => a.payload_id)).not.toContain('done-only');
+    expect(gaps([])).toEqual([0]);
+    expect(gaps([0])).toEqual([]);
+    expect(gaps([2, 0])).toEqual([1]);
+    expect(gaps([1, 3])).toEqual([0, 2]);
+    expect(gaps(Array.from({ length: 500 }, (_, i) => i + 1000))).toHaveLength(100);
+  });
+
   it('the same part sent twice at once is kept once: the copy acknowledged as received is the one stored', async () => {
     const a = randomBytes(100_000);
     const b = randomBytes(90_000);
-    const headers = { 'lc-payload-id': 'racing', 'lc-part': '1' };
+    const headers = { 'lc-payload-id': 'racing', 'lc-part': '0' };
     const answers = await Promise.all([upload(a, headers), upload(b, headers)]);
     expect(answers.map((r) => r.body.status).sort()).toEqual(['part_duplicate', 'part_received']);
     const kept = answers[0]!.body.status === 'part_received' ? a : b;
@@ -277,7 +313,7 @@ describe('artifact bounds and restarts', () => {
         return { status: res.status, body: (await res.json()) as Record<string, unknown> };
       };
       expect(await post(Buffer.alloc(16 * MiB + 1), { 'lc-payload-id': 'huge' })).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
-      expect((await post(Buffer.alloc(15 * MiB), { 'lc-payload-id': 'multi', 'lc-part': '1' })).status).toBe(200);
+      expect((await post(Buffer.alloc(15 * MiB), { 'lc-payload-id': 'multi', 'lc-part': '0' })).status).toBe(200);
       expect(await post(Buffer.alloc(6 * MiB), { 'lc-payload-id': 'multi', 'lc-part': 'done' })).toMatchObject({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE' } });
       expect((await api<{ artifacts: unknown[] }>('GET', `/v1/insight/${s.oid}/artifacts`)).body.artifacts).toEqual([]);
     } finally {

@@ -121,6 +121,7 @@ describe('cloud adapters (real servers)', () => {
   }
 
   it('an inbound webhook stores JSON, JSON arrays and NDJSON posted with its secret under its own sensor', async () => {
+    const startedAt = Date.now();
     const s = await server();
     const { api, timeline, deployment, adapter } = helpers(s);
     const secret = 'webhook-secret-0123456789';
@@ -167,6 +168,30 @@ describe('cloud adapters (real servers)', () => {
     expect(events.some((e) => e.event.kind === 'evil' || e.event.kind === 'half')).toBe(false);
 
     expect((await deployment()).filter((e) => e.routing.event_type === 'enrollment' && e.routing.sid === sid)).toHaveLength(1);
+
+    // The adapter is a sensor of the organization in GET /v1/sensors/{oid}, with the list's usual fields.
+    // It holds no live session (online state comes only from sessions), so it is listed offline; its
+    // last-seen time (alive) is set when it delivers, and its health is in GET /v1/cloud_adapters.
+    type Listed = Record<string, unknown> & { sid: string; is_online: boolean; alive_ts: number | null };
+    const listed = await waitFor(async () => {
+      const res = await api<{ sensors: Listed[] }>('GET', `/v1/sensors/${s.oid}`);
+      expect(res.status).toBe(200);
+      const found = res.body.sensors.find((x) => x.sid === sid);
+      return found?.alive_ts ? found : undefined;
+    }, { message: 'the adapter sensor listed with a last-seen time' });
+    expect(listed).toMatchObject({
+      sid, oid: s.oid, iid: '00000000-0000-0000-0000-000000000000', plat: PLATFORM.json, arch: ARCHITECTURE.usp_adapter, hostname: 'saas-hooks',
+      is_online: false, state: 'offline', deleted: null, tags: [], isolated: false,
+    });
+    expect(ARCHITECTURE.usp_adapter).toBe(9);
+    expect(listed.alive_ts).toBeGreaterThanOrEqual(startedAt);
+    expect(listed.alive_ts).toBeLessThanOrEqual(Date.now());
+    const single = await api<{ info: Record<string, unknown>; is_online: boolean; online: Record<string, unknown> }>('GET', `/v1/${sid}`);
+    expect(single.status).toBe(200);
+    expect(single.body).toMatchObject({ info: { sid, arch: ARCHITECTURE.usp_adapter, plat: PLATFORM.json, state: 'offline' }, is_online: false, online: {} });
+    const onlineOnly = await api<{ sensors: Listed[] }>('GET', `/v1/sensors/${s.oid}?is_online_only=true`);
+    expect(onlineOnly.body.sensors.map((x) => x.sid)).not.toContain(sid);
+    expect((await adapter('hooks'))?.status).toMatchObject({ state: 'running', events: 6 });
   });
 
   it('an HTTP poller delivers the records of a JSON API with its auth header, following its cursor, and resumes from it after a restart', async () => {
@@ -315,5 +340,5 @@ describe('cloud adapters (real servers)', () => {
     const badType = await api<{ field: string }>('POST', `/v1/cloud_adapters/${s.oid}`, { name: 'x', type: 'ftp' });
     expect(badType.body.field).toBe('type');
     expect((await api('GET', `/v1/cloud_adapters/${crypto.randomUUID()}`)).status).toBe(403);
-  });
+  }, 90_000); // one Node process per CLI call: slow on a loaded 2-core machine
 });

@@ -231,6 +231,81 @@ describe('live streams and the audit stream', () => {
     hub.close();
   });
 
+  it('each mutating route leaves exactly one audit record with the documented fields', async () => {
+    const s = await server();
+    const api = apiClient(s.url, s.apiKey);
+    const { sid } = await sensor(s);
+    const keyId = s.apiKey.split('.')[0]!;
+    const keyName = (await api<{ keys: Array<{ key_id: string; name: string }> }>('GET', `/v1/orgs/${s.oid}/keys`)).body.keys.find((k) => k.key_id === keyId)!.name;
+    type Audit = { routing: Record<string, unknown>; event: Record<string, unknown> & { mtd: Record<string, unknown>; entity: Record<string, unknown> } };
+    const now = Math.floor(Date.now() / 1000);
+    const read = async (): Promise<Audit[]> => (await api<{ events: Audit[] }>('GET', `/v1/insight/${s.oid}/stream/audit?start=${now - 60}&end=${now + 3600}&limit=1000`)).body.events;
+    let iid = '';
+    const calls: Array<{ method: string; url: () => string; route: string; body?: Record<string, unknown> | (() => Record<string, unknown>); status: number; etype: string; entity: (res: unknown) => Record<string, unknown> }> = [
+      { method: 'POST', url: () => `/v1/${sid}/tags`, route: '/v1/:sid/tags', body: { tags: ['vip', 'web'] }, status: 200, etype: 'sensor_tags_set', entity: () => ({ sid, tags: ['vip', 'web'] }) },
+      { method: 'DELETE', url: () => `/v1/${sid}/tags`, route: '/v1/:sid/tags', body: { tags: 'web' }, status: 200, etype: 'sensor_tags_delete', entity: () => ({ sid, tags: 'web' }) },
+      { method: 'POST', url: () => `/v1/${sid}`, route: '/v1/:sid', body: { tasks: ['os_version'], investigation_id: 'case-audit' }, status: 200, etype: 'sensor_task', entity: () => ({ sid, investigation_id: 'case-audit' }) },
+      { method: 'POST', url: () => `/v1/outputs/${s.oid}`, route: '/v1/outputs/:oid', body: { name: 'siem', module: 'file', type: 'event', dest_path: 'siem.jsonl' }, status: 200, etype: 'outputs_set', entity: () => ({ name: 'siem', module: 'file', type: 'event' }) },
+      { method: 'DELETE', url: () => `/v1/outputs/${s.oid}`, route: '/v1/outputs/:oid', body: { name: 'siem' }, status: 200, etype: 'outputs_delete', entity: () => ({ name: 'siem' }) },
+      { method: 'POST', url: () => `/v1/insight/${s.oid}/ingestion_keys`, route: '/v1/insight/:oid/ingestion_keys', body: { name: 'uploads' }, status: 201, etype: 'insight_ingestion_keys_set', entity: () => ({ name: 'uploads' }) },
+      { method: 'DELETE', url: () => `/v1/insight/${s.oid}/ingestion_keys`, route: '/v1/insight/:oid/ingestion_keys', body: { name: 'uploads' }, status: 200, etype: 'insight_ingestion_keys_delete', entity: () => ({ name: 'uploads' }) },
+      { method: 'POST', url: () => `/v1/installationkeys/${s.oid}`, route: '/v1/installationkeys/:oid', body: { desc: 'laptops', tags: 'laptop' }, status: 201, etype: 'installationkeys_set', entity: (res) => ((iid = (res as { iid: string }).iid), { tags: 'laptop' }) },
+      { method: 'DELETE', url: () => `/v1/installationkeys/${s.oid}`, route: '/v1/installationkeys/:oid', body: () => ({ iid }), status: 200, etype: 'installationkeys_delete', entity: () => ({ iid }) },
+      { method: 'DELETE', url: () => `/v1/${sid}`, route: '/v1/:sid', status: 200, etype: 'sensor_delete', entity: () => ({ sid }) },
+    ];
+    const seen: Audit[] = [];
+    for (const call of calls) {
+      const body = typeof call.body === 'function' ? call.body() : call.body;
+      const res = await api(call.method, call.url(), body);
+      expect(res.status, `${call.method} ${call.route}: ${JSON.stringify(res.body)}`).toBe(call.status);
+      const entity = call.entity(res.body);
+      // Each call's record is stored before the next call is made, so the log holds them in call order.
+      const records = await waitFor(async () => {
+        const all = await read();
+        return all.length > seen.length ? all : undefined;
+      }, { message: `the audit record of ${call.method} ${call.route}` });
+      expect(records, `one record for ${call.method} ${call.route}`).toHaveLength(seen.length + 1);
+      const record = records.at(-1)!;
+      seen.push(record);
+      expect(validateEvent(record, { produced: true }).errors).toEqual([]);
+      expect(record.routing).toMatchObject({ oid: s.oid, event_type: 'audit' });
+      const e = record.event;
+      expect(Object.keys(e).sort(), call.etype).toEqual(['entity', 'etype', 'ident', 'msg', 'mtd', 'oid', 'origin', 'ts']);
+      expect(e).toMatchObject({
+        oid: s.oid,
+        etype: call.etype,
+        msg: `${call.method} ${call.route} by API key "${keyName}": ${call.status}`,
+        ident: `${keyName} (${keyId})`,
+        entity,
+        mtd: { method: call.method, route: call.route, status: call.status, req_id: expect.any(String) },
+      });
+      expect(e.ts).toBeGreaterThanOrEqual(now - 1);
+      expect(e.ts).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
+      expect(Object.keys(e.entity).sort(), call.etype).toEqual(Object.keys(entity).sort());
+    }
+    // Not audited: reads, public routes (an artifact upload, a cloud adapter's inbound webhook) and calls
+    // without a valid API key. A last audited call then shows nothing else arrived, late or twice.
+    await api('GET', `/v1/outputs/${s.oid}`);
+    await api('GET', `/v1/sensors/${s.oid}`);
+    const ingestKey = (await api<{ key: string }>('POST', `/v1/insight/${s.oid}/ingestion_keys`, { name: 'late' })).body.key;
+    await waitFor(async () => (await read()).length === seen.length + 1, { message: 'the ingestion key audit record' });
+    const uploaded = await fetch(`${s.url}/ingest`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from(`${s.oid}:${ingestKey}`).toString('base64')}`, 'lc-payload-id': 'audit-check' }, body: 'bytes' });
+    expect(uploaded.status).toBe(200);
+    const hook = await fetch(`${s.url}/v1/ingest/webhook/${s.oid}/nope`, { method: 'POST', headers: { 'x-picket-secret': 'not-a-secret-0123456789' }, body: '{}' });
+    expect(hook.status).toBe(401);
+    const anonymous = await fetch(`${s.url}/v1/outputs/${s.oid}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', module: 'file', type: 'event', dest_path: 'x.jsonl' }) });
+    expect(anonymous.status).toBe(401);
+    const sentinel = await api('DELETE', `/v1/outputs/${s.oid}?name=missing`);
+    expect(sentinel.status).toBe(404);
+    const all = await waitFor(async () => {
+      const list = await read();
+      return list.length > seen.length + 1 ? list : undefined;
+    }, { message: 'the sentinel audit record' });
+    expect(all.map((r) => r.event.etype)).toEqual([...calls.map((c) => c.etype), 'insight_ingestion_keys_set', 'outputs_delete']);
+    expect(all.at(-1)!.event).toMatchObject({ error: 'HTTP 404', mtd: { status: 404 } });
+    expect(JSON.stringify(all)).not.toContain(s.apiKey.split('.')[1]!);
+  });
+
   it('every mutating API call becomes an audit event, delivered to audit outputs', async () => {
     const s = await server();
     const api = apiClient(s.url, s.apiKey);

@@ -96,7 +96,7 @@ describe('outputs (file module, real server)', () => {
     expect(JSON.parse(errors.stdout)).toEqual([]);
     expect((await runCli(['outputs', 'delete', 'cli-out', ...conn])).stdout).toContain('deleted');
     expect(JSON.parse((await runCli(['outputs', 'list', '--json', ...conn])).stdout)).toEqual([]);
-  });
+  }, 90_000); // one Node process per CLI call: slow on a loaded 2-core machine
 
   it('delivers each stream\'s events in order, shaped, without "__" investigations', async () => {
     const s = await server();
@@ -119,6 +119,102 @@ describe('outputs (file module, real server)', () => {
     expect(lines(path.join(s.dataDir, 'outputs', 'flat.jsonl'))[0]).toMatchObject({ 'routing/event_type': 'OUT_TEST', 'event/n': 0 });
     await waitFor(() => lines(path.join(s.dataDir, 'outputs', 'deploy.jsonl')).length === 1, { message: 'enrollment in the deployment output' });
     expect(lines(path.join(s.dataDir, 'outputs', 'deploy.jsonl'))[0]!.routing.event_type).toBe('enrollment');
+  });
+
+  it('event_black_list: the listed types never reach the output, everything else does, in order', async () => {
+    const s = await server();
+    const api = apiClient(s.url, s.apiKey);
+    expect((await api('POST', `/v1/outputs/${s.oid}`, { name: 'noisy', module: 'file', type: 'event', dest_path: 'noisy.jsonl', event_black_list: 'OUT_DROP\nOUT_ALSO_DROP' })).status).toBe(200);
+    const { client } = await sensor(s);
+    client.sendEvents(1, batch(0, 20));
+    client.sendEvents(2, batch(20, 10, { event_type: 'OUT_DROP' }));
+    client.sendEvents(3, batch(30, 5, { event_type: 'OUT_ALSO_DROP' }));
+    client.sendEvents(4, batch(35, 20));
+    client.sendEvents(5, batch(55, 1, { event_type: 'OUT_LAST' }));
+    await client.waitForAck(5);
+    const file = path.join(s.dataDir, 'outputs', 'noisy.jsonl');
+    // Delivery is in log order: once the last event is there, everything before it was filtered.
+    await waitFor(() => lines(file).some((l) => l.routing.event_type === 'OUT_LAST'), { message: 'the last event in the file' });
+    const types = lines(file).map((l) => l.routing.event_type);
+    expect(types).not.toContain('OUT_DROP');
+    expect(types).not.toContain('OUT_ALSO_DROP');
+    expect(types).toContain('CONNECTED');
+    expect(lines(file).filter((l) => l.routing.event_type === 'OUT_TEST').map((l) => l.event.n)).toEqual([...Array.from({ length: 20 }, (_, i) => i), ...Array.from({ length: 20 }, (_, i) => 35 + i)]);
+  });
+
+  it('sample_rate: exactly the events whose log position is a multiple of N, in order', async () => {
+    const s = await server();
+    const api = apiClient(s.url, s.apiKey);
+    await api('POST', `/v1/outputs/${s.oid}`, { name: 'every3', module: 'file', type: 'event', dest_path: 'every3.jsonl', event_white_list: 'OUT_TEST', sample_rate: 3 });
+    await api('POST', `/v1/outputs/${s.oid}`, { name: 'every1', module: 'file', type: 'event', dest_path: 'every1.jsonl', event_white_list: 'OUT_TEST' });
+    const { client } = await sensor(s);
+    for (let b = 0; b < 3; b++) client.sendEvents(b + 1, batch(b * 100, 100));
+    await client.waitForAck(3);
+    await waitFor(() => lines(path.join(s.dataDir, 'outputs', 'every1.jsonl')).length === 300, { message: 'all 300 in the unsampled output' });
+    // The log positions as stored: the sampled output must send exactly those at multiples of 3.
+    const stored = (await s.server.store.readLog({ oid: s.oid, stream: 'event', afterSeq: 0, limit: 10_000 })).filter((r) => r.event_type === 'OUT_TEST');
+    expect(stored).toHaveLength(300);
+    const expected = stored.filter((r) => r.seq % 3 === 0).map((r) => (JSON.parse(r.json) as { event: { n: number } }).event.n);
+    expect(expected.length).toBeGreaterThanOrEqual(99);
+    expect(expected.length).toBeLessThanOrEqual(101);
+    const sampled = path.join(s.dataDir, 'outputs', 'every3.jsonl');
+    await waitFor(() => lines(sampled).length >= expected.length, { message: `${expected.length} sampled events` });
+    // The unsampled output has caught up past every event, so the sampled one has nothing more coming once its cursor is there too.
+    const last = stored.at(-1)!.seq;
+    await waitFor(async () => (await api<Record<string, Record<string, { status: { cursor: number } }>>>('GET', `/v1/outputs/${s.oid}`)).body[s.oid]!.every3!.status.cursor >= last, { message: 'the sampled output read to the end' });
+    expect(lines(sampled).map((l) => l.event.n)).toEqual(expected);
+  });
+
+  it('is_prefix_data: each record is the stored envelope wrapped under its event type', async () => {
+    const s = await server();
+    const api = apiClient(s.url, s.apiKey);
+    await api('POST', `/v1/outputs/${s.oid}`, { name: 'plain', module: 'file', type: 'event', dest_path: 'plain.jsonl', event_white_list: 'OUT_TEST,OUT_OTHER' });
+    await api('POST', `/v1/outputs/${s.oid}`, { name: 'prefixed', module: 'file', type: 'event', dest_path: 'prefixed.jsonl', event_white_list: 'OUT_TEST,OUT_OTHER', is_prefix_data: 'true' });
+    const { client } = await sensor(s);
+    client.sendEvents(1, [...batch(0, 3), ...batch(3, 2, { event_type: 'OUT_OTHER' })]);
+    await client.waitForAck(1);
+    const plain = path.join(s.dataDir, 'outputs', 'plain.jsonl');
+    const prefixed = path.join(s.dataDir, 'outputs', 'prefixed.jsonl');
+    await waitFor(() => lines(plain).length === 5 && lines(prefixed).length === 5, { message: 'five records in both files' });
+    const wrapped = lines(prefixed) as unknown as Array<Record<string, unknown>>;
+    expect(wrapped.map((r) => Object.keys(r))).toEqual([['OUT_TEST'], ['OUT_TEST'], ['OUT_TEST'], ['OUT_OTHER'], ['OUT_OTHER']]);
+    expect(wrapped.map((r, i) => r[lines(plain)[i]!.routing.event_type as string])).toEqual(lines(plain));
+  });
+
+  it('two sensors interleaved in the log: each sensor\'s events arrive in its own order, none lost or doubled', async () => {
+    const s = await server();
+    const api = apiClient(s.url, s.apiKey);
+    await api('POST', `/v1/outputs/${s.oid}`, { name: 'both', module: 'file', type: 'event', dest_path: 'both.jsonl', event_white_list: 'OUT_TEST' });
+    const a = await sensor(s);
+    const b = await sensor(s);
+    const sidA = a.identity.sid;
+    const sidB = b.identity.sid;
+    // Alternating acknowledged batches: the log interleaves A, B, A, B, ...
+    let seq = 0;
+    for (let round = 0; round < 5; round++) {
+      seq++;
+      a.client.sendEvents(seq, batch(round * 20, 20));
+      await a.client.waitForAck(seq);
+      b.client.sendEvents(seq, batch(round * 20, 20));
+      await b.client.waitForAck(seq);
+    }
+    // Then both at once, without waiting: their batches land in whatever order the commits take them.
+    for (let round = 5; round < 15; round++) {
+      a.client.sendEvents(round + 1, batch(round * 20, 20));
+      b.client.sendEvents(round + 1, batch(round * 20, 20));
+    }
+    await a.client.waitForAck(15);
+    await b.client.waitForAck(15);
+    const file = path.join(s.dataDir, 'outputs', 'both.jsonl');
+    await waitFor(() => lines(file).length >= 600, { message: '600 events in the file' });
+    const out = lines(file);
+    expect(out).toHaveLength(600);
+    const expected = Array.from({ length: 300 }, (_, i) => i);
+    expect(out.filter((l) => l.routing.sid === sidA).map((l) => l.event.n)).toEqual(expected);
+    expect(out.filter((l) => l.routing.sid === sidB).map((l) => l.event.n)).toEqual(expected);
+    // The file really interleaves the two sensors (at least the five alternating rounds).
+    const switches = out.slice(1).filter((l, i) => l.routing.sid !== out[i]!.routing.sid).length;
+    expect(switches).toBeGreaterThanOrEqual(9);
   });
 
   it('a failing destination is retried until it works, its error readable meanwhile; nothing lost, nothing twice, across a restart', async () => {

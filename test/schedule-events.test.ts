@@ -174,6 +174,12 @@ describe('schedule events (real server, injected clock)', () => {
       collect();
     }
     const last = T0 + Math.floor(8 * DAY / (7 * MIN)) * 7 * MIN;
+    // Every tick of the eight days, before and after the restart, matches the catalogue.
+    expect(all.length).toBeGreaterThan(0);
+    for (const t of all) {
+      expect(t.stream).toBe('schedule');
+      expect(validateEvent(JSON.parse(t.json), { produced: true }).errors, t.json).toEqual([]);
+    }
     for (const freq of FREQS) {
       const orgTicks = named(all, `${freq}_per_org`);
       // The session ended with the restart; the organization stays eligible (its sensor was seen within 7 days).
@@ -182,6 +188,37 @@ describe('schedule events (real server, injected clock)', () => {
       expect(new Set(periods).size, `${freq}: one tick per period`).toBe(periods.length);
       expect(named(all, `${freq}_per_sensor`).length, freq).toBe(boundaries(freq, T0, last));
     }
+  });
+
+  it('a stop before a boundary and a start after it emit that boundary\'s tick once, late, and the next boundary as usual', async () => {
+    clock = T0;
+    const dir = dataDir();
+    const first = await start(dir);
+    const client = new ProtocolClient(first.s.url, 'json');
+    await client.hello({ installation_key: first.s.installationKey });
+    await client.welcome();
+    await advance(first.s, Date.UTC(2026, 0, 5, 0, 25));
+    expect(first.ticks, 'nothing before the 00:30 boundary').toEqual([]);
+    client.close();
+    await first.s.close({ keepData: true });
+    cleanups.pop();
+
+    // Down across 00:30; back at 00:40, inside the period that began at 00:30.
+    clock = Date.UTC(2026, 0, 5, 0, 40);
+    const { s, ticks } = await start(dir);
+    const late = parsed(ticks);
+    for (const e of late) expect(validateEvent(e, { produced: true }).errors).toEqual([]);
+    expect(late.map((e) => e.routing.event_type).sort(), 'the missed 00:30 boundary, once').toEqual(['30m_per_org', '30m_per_sensor']);
+    expect(late.every((e) => e.routing.event_time === clock && e.event.frequency === 1800)).toBe(true);
+
+    // Later in the same period: nothing more; the next boundary (01:00) ticks 30m and 1h once each.
+    await advance(s, Date.UTC(2026, 0, 5, 0, 55));
+    await advance(s, Date.UTC(2026, 0, 5, 0, 59, 59, 999));
+    expect(ticks).toHaveLength(2);
+    await advance(s, Date.UTC(2026, 0, 5, 1, 0));
+    await advance(s, Date.UTC(2026, 0, 5, 1, 5));
+    expect(parsed(ticks).slice(2).map((e) => e.routing.event_type).sort()).toEqual(['1h_per_org', '1h_per_sensor', '30m_per_org', '30m_per_sensor']);
+    expect(named(ticks, '30m_per_org').map((e) => e.routing.event_time)).toEqual([Date.UTC(2026, 0, 5, 0, 40), Date.UTC(2026, 0, 5, 1, 0)]);
   });
 
   it('after a long downtime emits only the current period, once', async () => {

@@ -71,7 +71,7 @@ export async function uploadArtifact(target: ArtifactUploadTarget, req: UploadRe
   let answer: Record<string, unknown> = {};
   for (let i = 0; i < count; i++) {
     const body = await readRange(req.filePath, i * PART_BYTES, Math.min(PART_BYTES, stat.size - i * PART_BYTES));
-    const part: Record<string, string> = count === 1 ? {} : { 'lc-part': i === count - 1 ? 'done' : String(i + 1) };
+    const part: Record<string, string> = count === 1 ? {} : { 'lc-part': i === count - 1 ? 'done' : String(i) };
     const res = await fetch(target.ingestUrl, { method: 'POST', headers: { ...headers, ...part }, body });
     answer = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) throw new UploadError(`upload refused: HTTP ${res.status} ${String(answer.error ?? '')}`.trim(), res.status);

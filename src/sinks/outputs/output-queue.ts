@@ -1,8 +1,9 @@
 // Where an output's worker reads what it must deliver, and records what it delivered: its durable queue.
-// On one node that is the event log itself with a cursor per output (StoreOutputQueue); in a cluster it
-// is a JetStream durable consumer of the bus (src/cluster/jetstream-output-queue.ts). Either way the
-// records are the stored events with their log positions, in log order, and a position once committed
-// is where delivery resumes after a restart or on another node.
+// It is the event log itself with a cursor per output (StoreOutputQueue), on one node and in a cluster
+// alike: there every node reads the shared PostgreSQL log, and the output's lease decides which node runs
+// it (docs/scaling.md); the JetStream bus only wakes the workers. The records are the stored events with
+// their log positions, in log order, and a position once committed is where delivery resumes after a
+// restart or on another node. OutputQueues is the seam for another implementation.
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { LogRow, Store } from '../../store/store.js';
 

@@ -1,6 +1,7 @@
 // POST /ingest as a source: an upload (whole, or numbered parts ending with `done`) becomes one stored
-// artifact and one `ingest` event. Idempotent on lc-payload-id: a payload id already stored, or a part
-// already received, is acknowledged and changes nothing.
+// artifact and one `ingest` event. Parts are numbered from 0 (platform-reference.md §6.1: `0..n`, the last
+// one `done`). Idempotent on lc-payload-id: a payload id already stored, or a part already received, is
+// acknowledged and changes nothing.
 import { newId } from '../../domain/ids.js';
 import type { ArtifactRecord } from '../../domain/artifacts.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
@@ -15,7 +16,7 @@ export type IngestOutcome =
   | { kind: 'stored'; artifact: ArtifactRecord }
   | { kind: 'duplicate'; artifact: ArtifactRecord }
   | { kind: 'part'; part: number; duplicate: boolean }
-  /** `done` arrived but parts are missing (numbers must run without gaps): send them, then `done` again. */
+  /** `done` arrived but parts are missing (numbers must run 0, 1, 2, … without gaps): send them, then `done` again. */
   | { kind: 'incomplete'; missing: number[] }
   | { kind: 'too_large'; size: number };
 
@@ -101,12 +102,15 @@ export class ArtifactIngest {
   }
 }
 
-/** Part numbers missing between the first received part and the highest (numbering starts at 0 or 1). */
-function gaps(numbers: ReadonlyArray<number>): number[] {
-  if (numbers.length === 0) return [];
+/**
+ * Numbered parts missing before `done` (the first 100): numbering starts at 0 and runs without gaps up to
+ * the highest part received. A `done` with no numbered part at all is missing part 0: a multi-part upload
+ * has at least one numbered part (a file that fits in one request is sent without lc-part).
+ */
+export function gaps(numbers: ReadonlyArray<number>): number[] {
   const have = new Set(numbers);
-  const first = Math.min(...numbers) <= 1 ? Math.min(...numbers) : 1;
+  const last = numbers.length > 0 ? Math.max(...numbers) : 0;
   const missing: number[] = [];
-  for (let n = first; n <= Math.max(...numbers) && missing.length < 100; n++) if (!have.has(n)) missing.push(n);
+  for (let n = 0; n <= last && missing.length < 100; n++) if (!have.has(n)) missing.push(n);
   return missing;
 }
