@@ -12,6 +12,8 @@ export interface OutputQueue {
   open(): Promise<number>;
   /** Up to `limit` records after position `after`, in log order; [] when none waits right now. */
   read(after: number, limit: number): Promise<LogRow[]>;
+  /** The end of the log now: the highest committed position of any stream (no position below it is still to come). */
+  end(): Promise<number>;
   /** Everything through position `seq` is delivered: record it durably. */
   commit(seq: number): Promise<void>;
   /**
@@ -44,6 +46,10 @@ export class StoreOutputQueue implements OutputQueue {
 
   read(after: number, limit: number): Promise<LogRow[]> {
     return this.store.readLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, limit });
+  }
+
+  end(): Promise<number> {
+    return this.store.lastLogSeq();
   }
 
   commit(seq: number): Promise<void> {

@@ -170,9 +170,20 @@ export class OutputWorker {
     }
     while (!this.stopped) {
       await this.applyQueueLimit();
-      const rows = await queue.read(this.cursor, READ_PAGE);
+      let rows = await queue.read(this.cursor, READ_PAGE);
+      if (rows.length === 0) {
+        // Nothing of this output's stream waits. Positions after the cursor may still hold other streams'
+        // events: move past them up to the log's end as read now (then confirmed: nothing of ours before it),
+        // so the lag reads 0 when the output is caught up and the next read starts nearer the end.
+        const end = await queue.end();
+        if (end > this.cursor) {
+          rows = await queue.read(this.cursor, READ_PAGE);
+          if (rows.length === 0) await this.advance(end);
+        }
+      }
       if (rows.length === 0) {
         this.partialSince = null;
+        this.deps.metrics.outputLag.set({ oid, output: name }, 0);
         // Idle: nothing more is coming right now, so the position is written at once.
         if (this.persistPending) await this.persistCursor();
         await this.sleep(this.deps.policy.idlePollMs);

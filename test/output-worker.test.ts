@@ -1,0 +1,68 @@
+// The delivery loop of one output on a real SQLite event log: what it reads, and where its position stands
+// when nothing of its stream is left. The destination is a recording module (the worker's only contract
+// with a destination is OutputModule); everything else is the real store, queue and metrics.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { OutputConfig } from '../src/domain/outputs.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { silentLogger } from '../src/observability/logger.js';
+import type { OutputModule, OutputRecord } from '../src/sinks/outputs/output-module.js';
+import { StoreOutputQueue } from '../src/sinks/outputs/output-queue.js';
+import { OutputWorker } from '../src/sinks/outputs/output-worker.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { StoredEvent } from '../src/store/store.js';
+import { waitFor } from './harness/wait.js';
+
+const OID = 'org-1';
+
+function event(n: number, stream: StoredEvent['stream']): StoredEvent {
+  const event_type = stream ? `${stream}_thing` : 'NEW_PROCESS';
+  return { oid: OID, sid: stream ? null : 'sensor-1', event_type, event_time: n, event_id: `e${n}`, stream, json: JSON.stringify({ routing: { oid: OID, event_type, event_time: n }, event: { n } }) };
+}
+
+describe('OutputWorker on a real event log', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('moves past other streams\' events at the end of the log once caught up, so its lag reads 0', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-worker-'));
+    const store = SqliteStore.open({ path: path.join(dir, 'picket.db'), synchronous: 'normal' });
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    cleanups.push(() => store.close());
+    await store.migrate();
+    await store.createOrg({ oid: OID, name: 'one', quota: null, created: 1 });
+    const config: OutputConfig = {
+      oid: OID, name: 'archive', module: 'recording', stream: 'event',
+      filters: { event_white_list: [], event_black_list: [], sid: null, tag: null, inv_id: null, sample_rate: 1 },
+      shape: { is_flat: false, is_no_routing: false, is_prefix_data: false }, fields: {}, created: 1, updated: 1,
+    };
+    await store.putOutput(config);
+    const delivered: OutputRecord[] = [];
+    const module: OutputModule = { batching: { maxRecords: 100, maxWaitMs: 0 }, send: async (records) => void delivered.push(...records), close: async () => undefined };
+    const metrics = new Metrics();
+    const worker = new OutputWorker(config, module, {
+      store, queue: new StoreOutputQueue(store, config), metrics, logger: silentLogger(), now: Date.now,
+      policy: { retryBaseMs: 10, retryCapMs: 100, pauseAfter: 10, pauseMs: 1000, queueLimit: 1_000_000, overflow: 'keep', idlePollMs: 20 },
+    });
+    // The log: telemetry, then audit and deployment records after it.
+    await store.appendEvents([1, 2, 3].map((n) => event(n, null)), []);
+    worker.start();
+    cleanups.push(() => worker.stop());
+    await waitFor(() => delivered.length === 3, { message: 'the three telemetry events delivered' });
+    await store.appendEvents([event(4, 'audit'), event(5, 'deployment'), event(6, 'audit')], []);
+    const end = await store.lastLogSeq();
+    await waitFor(() => worker.position === end, { message: `the position at the log's end (${end}), past the other streams` });
+    const lag = (await metrics.registry.getSingleMetric('picket_output_lag_events')!.get()).values.find((v) => v.labels.output === 'archive');
+    expect(lag?.value).toBe(0);
+    expect(delivered.map((r) => r.event_type)).toEqual(['NEW_PROCESS', 'NEW_PROCESS', 'NEW_PROCESS']);
+    // Telemetry after that is delivered as usual.
+    await store.appendEvents([event(7, null)], []);
+    worker.wake();
+    await waitFor(() => delivered.length === 4, { message: 'the next telemetry event' });
+    expect(worker.position).toBe(await store.lastLogSeq());
+  });
+});
