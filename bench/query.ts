@@ -133,7 +133,9 @@ async function populate(dbPath: string, oid: string, sensors: number, totalEvent
     });
     const perSensor = Math.floor(totalEvents / sensors);
     const step = (end - start) / perSensor;
-    const chunk: StoredEvent[] = [];
+    let chunk: StoredEvent[] = [];
+    // One group in flight while the next is built: the store commits on its append thread meanwhile.
+    let inFlight: Promise<void> = Promise.resolve();
     let written = 0;
     let p = 0;
     // In time order across the fleet, as a live cloud receives them.
@@ -146,13 +148,15 @@ async function populate(dbPath: string, oid: string, sensors: number, totalEvent
         const event_time = t + (s % 997);
         chunk.push({ oid, sid: tpl.routing.sid, event_type: pl.type, event_time, event_id, json: tpl.envelope(pl.type, event_time, event_id, pl.json) });
         if (chunk.length === 20_000) {
-          await store.appendEvents(chunk, []);
+          await inFlight;
+          inFlight = store.appendEvents(chunk, []);
           written += chunk.length;
-          chunk.length = 0;
+          chunk = [];
           if (written % 500_000 === 0) ctx.progress(`loading ${written}/${totalEvents}`);
         }
       }
     }
+    await inFlight;
     if (chunk.length) await store.appendEvents(chunk, []);
     return templates.map((t) => t.routing.sid);
   } finally {
