@@ -2,6 +2,7 @@
 // mode), through the API (`GET /v1/insight/{oid}/{sid}`), p50/p99. Baseline: the same reads made
 // directly on the store in this process (no HTTP, no auth), in the same run.
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import os from 'node:os';
 import path from 'node:path';
 import { newId } from '../src/domain/ids.js';
@@ -32,9 +33,18 @@ export async function queryBenchmark(ctx: BenchContext): Promise<Omit<BenchResul
   const end = Date.now();
   const start = end - WINDOW_H * HOUR;
   const t0 = Date.now();
+  // A bulk load: the event indexes are dropped first and built once at the end (the same definitions,
+  // read from the schema), instead of being maintained row by row for 10 million rows.
+  const indexes = withDatabase(dbPath, (db) => {
+    const defs = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").all() as Array<{ name: string; sql: string }>;
+    for (const d of defs) db.exec(`DROP INDEX "${d.name}"`);
+    return defs;
+  });
   const sids = await populate(dbPath, oid, sensors, totalEvents, start, end, ctx);
+  ctx.progress(`building ${indexes.length} indexes`);
+  withDatabase(dbPath, (db) => { for (const d of indexes) db.exec(d.sql); });
   const populateS = (Date.now() - t0) / 1000;
-  ctx.log(`  stored ${totalEvents} events for ${sensors} sensors in ${round(populateS, 1)} s`);
+  ctx.log(`  stored ${totalEvents} events for ${sensors} sensors and built their indexes in ${round(populateS, 1)} s`);
 
   const server = await startPicket({}, dataDir);
   const reader = SqliteStore.open({ path: dbPath, synchronous: 'normal' });
@@ -87,7 +97,7 @@ export async function queryBenchmark(ctx: BenchContext): Promise<Omit<BenchResul
         query_p50_ms: { value: a.p50, unit: 'ms', description: 'GET /v1/insight one-hour timeline, p50 (HTTP, auth, JSON body)' },
         query_p99_ms: { value: a.p99, unit: 'ms', description: 'GET /v1/insight one-hour timeline, p99' },
         query_event_type_p99_ms: { value: at.p99, unit: 'ms', description: 'same with event_type=DNS_REQUEST, p99' },
-        populate_eps: { value: Math.round(totalEvents / populateS), unit: 'events/s', description: 'bulk load rate while preparing the store (JSON envelopes + inserts, one process)' },
+        populate_eps: { value: Math.round(totalEvents / populateS), unit: 'events/s', description: 'bulk load rate while preparing the store (JSON envelopes + inserts without indexes, then the indexes built once)' },
       },
       baseline: {
         description: 'one-hour reads of other random sensor-hours made directly on the SQLite store in the benchmark process (no HTTP, no auth), joined into one JSON array, interleaved with the API reads so both meet the same cache conditions',
@@ -112,6 +122,15 @@ export async function queryBenchmark(ctx: BenchContext): Promise<Omit<BenchResul
     await reader.close();
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function withDatabase<T>(file: string, fn: (db: Database.Database) => T): T {
+  const db = new Database(file);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
   }
 }
 
