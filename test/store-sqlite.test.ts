@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AppendThread } from '../src/store/sqlite/append-thread.js';
 import { openDatabase } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -66,6 +67,28 @@ describe('SqliteStore (SQLite specifics)', () => {
     const again = SqliteStore.open({ path: file, synchronous: 'full' });
     expect(await again.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 4 });
     await again.close();
+  });
+
+  it('a dead append thread costs the group it held, never an acknowledged one, and later commits run in-thread', async () => {
+    const file = path.join(tempDir(), 'picket.db');
+    const store = SqliteStore.open({ path: file, synchronous: 'full' });
+    await store.migrate();
+    const one = (id: string, seq: number) => store.appendEvents([{ oid: 'o', sid: 's', event_type: 'T', event_time: seq, event_id: id, json: '{}' }], [{ sid: 's', stream_id: 'A', seq }]);
+    await one('e1', 1);
+    const thread = (store as unknown as { appender: AppendThread }).appender;
+    expect(thread).toBeInstanceOf(AppendThread);
+    // A large group, so the thread dies inside its transaction.
+    const big = Array.from({ length: 50_000 }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: 2, event_id: `b${i}`, json: JSON.stringify({ pad: 'x'.repeat(300) }) }));
+    const held = store.appendEvents(big, [{ sid: 's', stream_id: 'A', seq: 2 }]);
+    await new Promise((r) => setImmediate(r));
+    await thread.kill();
+    await expect(held).rejects.toThrow(/append thread/);
+    // The next group is committed on the store's own connection, and nothing the thread left holds it up.
+    await one('e3', 3);
+    expect(await store.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 3 });
+    // The rejected group is not half there: all of it or (rolled back) none of it.
+    expect([2, 50_002]).toContain(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 }));
+    await store.close();
   });
 
   it('rejects appends after close instead of losing them', async () => {

@@ -46,6 +46,8 @@ export function appendWorkerFile(): string | null {
 export class AppendThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  /** Groups handed over and not yet answered: close() lets them finish. */
+  private readonly inFlight = new Set<Promise<void>>();
   private nextId = 1;
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
@@ -66,27 +68,36 @@ export class AppendThread {
     }));
   }
 
+  /** The thread died (its uncommitted group was rolled back and rejected); the store commits in-thread from then on. */
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
   /** Resolves once the group is committed (durably, per the store's synchronous setting). */
   append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise<void>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       const request: AppendRequest = { id, events: flattenEvents(events), marks, tasks };
       this.worker.postMessage(request);
     });
+    this.inFlight.add(done);
+    const forget = (): void => void this.inFlight.delete(done);
+    done.then(forget, forget);
+    return done;
   }
 
   /** Lets the commits already handed over finish, then closes the thread's connection. */
   async close(): Promise<void> {
-    if (!this.failure) {
-      await Promise.allSettled([...this.pending.values()].map((w) => new Promise<void>((resolve) => {
-        const { resolve: res, reject: rej } = w;
-        w.resolve = () => { res(); resolve(); };
-        w.reject = (err) => { rej(err); resolve(); };
-      })));
-      this.worker.postMessage('close');
-    }
+    await Promise.allSettled([...this.inFlight]);
+    if (!this.failure) this.worker.postMessage('close');
+    await this.exited;
+  }
+
+  /** Ends the thread at once, as a crash would (for tests of the store's recovery). */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
     await this.exited;
   }
 

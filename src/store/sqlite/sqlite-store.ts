@@ -387,6 +387,8 @@ export class SqliteStore implements Store {
   async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void> {
     if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length && !tasks?.announce) return;
     if (this.appender === undefined) this.appender = this.startAppendThread();
+    // A thread that died rejected the group it held (rolled back, never acknowledged): commit here from now on.
+    if (this.appender?.failed) this.appender = null;
     if (this.appender) return this.appender.append(events, marks, tasks);
     const append = (this.appendTx ??= prepareAppend(this.db));
     guarded(() => append(events, marks, tasks));
