@@ -124,7 +124,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const gateway = new SensorGateway({ config, store, writer, registry, admission, alive, refusals, governor, tasking, metrics, logger: logger.child({ component: 'gateway' }), runtime: receivedBy(runtime, usage), now });
   const outputs = new OutputManager({
     store, bus, metrics, logger: logger.child({ component: 'outputs' }), modules: OUTPUT_MODULES, dataDir: config.dataDir, now, usage,
-    ...(cluster ? { placement: cluster.placement } : {}),
+    ...(cluster ? { placement: cluster.placement, queues: cluster.outputQueues } : {}),
     policy: {
       retryBaseMs: config.outputRetryBaseS * 1000, retryCapMs: config.outputRetryCapS * 1000, pauseAfter: config.outputPauseAfter,
       pauseMs: config.outputPauseS * 1000, queueLimit: config.outputQueueLimit, overflow: config.outputOverflow, idlePollMs: 1000,

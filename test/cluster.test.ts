@@ -1,12 +1,19 @@
 // Cluster mode end to end (issue 9): three real `picket serve` processes on loopback ports sharing the
 // local PostgreSQL (one schema) and NATS JetStream. Skipped with a message without them, never with CI=true.
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { connect } from 'nats';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterNames } from '../src/cluster/cluster-names.js';
+import { outputConsumerName } from '../src/cluster/output-consumers.js';
 import { CloseCode } from '../src/protocol/close-codes.js';
 import type { ErrorMessage, WelcomeMessage } from '../src/protocol/messages.js';
-import { clusterUnavailable, TestCluster } from './harness/cluster.js';
+import { clusterUnavailable, NATS_URL, TestCluster } from './harness/cluster.js';
+import { POSTGRES_URL } from './harness/postgres.js';
 import { startSensorProcess, type ManagedProcess } from './harness/processes.js';
 import { ProtocolClient } from './harness/protocol-client.js';
 import { waitFor } from './harness/wait.js';
@@ -164,4 +171,82 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster of three nodes', () =
     }, { message: 'each post stored once' });
     expect((await cluster.api('a', 'DELETE', `/v1/cloud_adapters/${oid}?name=hooks`)).status).toBe(200);
   }, 60_000);
+
+  // Last in this file: it kills a node.
+  it('an output reads its durable JetStream consumer; when its node dies holding unacknowledged events, the next node delivers from the acknowledged floor, in order', async () => {
+    const { oid } = cluster.credentials;
+    const nc = await connect({ servers: NATS_URL });
+    const jsm = await nc.jetstreamManager();
+    const names = clusterNames(cluster.schema);
+    const consumer = outputConsumerName(oid, 'audit-hook');
+    // The destination: records every event it is sent; while `hold` is set it answers nothing.
+    const received: string[] = [];
+    let hold = false;
+    const held: ServerResponse[] = [];
+    const receiver = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as Envelope & { routing: { event_id: string } }).routing.event_id);
+        if (hold) held.push(res);
+        else res.end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const created = await cluster.api('a', 'POST', `/v1/outputs/${oid}`, {
+        name: 'audit-hook', module: 'webhook', type: 'audit', dest_host: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`, secret_key: 'k',
+      });
+      expect(created.status).toBe(200);
+      const owner = await waitFor(() => [...cluster.nodes.values()].find((n) => n.running && n.logs().some((l) => l.msg === 'output delivery runs on this node' && l.output === 'audit-hook')), { message: 'a node to run the output' });
+      const other = [...cluster.nodes.values()].find((n) => n.running && n !== owner)!;
+      // The consumer exists on the cluster's stream, filtered on the organization's audit subject.
+      expect((await jsm.consumers.info(names.stream, consumer)).config.filter_subject).toBe(names.events('audit', oid));
+      // Audit events, made through a node that does not run the output.
+      const act = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) expect((await cluster.api(other.nodeId, 'POST', `/v1/orgs/${oid}/quota`, { quota: null })).status).toBe(200);
+      };
+      await act(5);
+      await waitFor(() => received.length >= 6, { message: 'the first audit events delivered' });
+      await waitFor(async () => (await jsm.consumers.info(names.stream, consumer)).num_ack_pending === 0, { message: 'the first events acknowledged on the consumer' });
+      hold = true;
+      await act(5);
+      await waitFor(() => held.length > 0, { message: 'a send held by the destination' });
+      const pending = (await jsm.consumers.info(names.stream, consumer)).num_ack_pending;
+      expect(pending).toBeGreaterThan(0);
+      owner.kill('SIGKILL');
+      await owner.exited;
+      hold = false;
+      for (const res of held) res.destroy();
+      await act(3);
+      // Every audit event from the output's creation on, in the order stored, at least once; repeats only
+      // of what the dead node had in flight.
+      const stored = async (): Promise<string[]> => {
+        const client = new pg.Client({ connectionString: POSTGRES_URL });
+        await client.connect();
+        try {
+          await client.query(`SET search_path TO "${cluster.schema}"`);
+          return (await client.query<{ id: string }>("SELECT (json::jsonb)->'routing'->>'event_id' AS id FROM events WHERE event_type = 'audit' ORDER BY seq")).rows.map((r) => r.id);
+        } finally {
+          await client.end();
+        }
+      };
+      const all = await stored();
+      const expected = all.slice(all.indexOf(received[0]!));
+      await waitFor(() => expected.every((id) => received.includes(id)), { timeoutMs: 30_000, message: `every audit event delivered after the owner died (${new Set(received).size}/${expected.length})` });
+      const firsts = [...new Set(received)];
+      expect(firsts).toEqual(expected.slice(0, firsts.length));
+      expect(received.length - firsts.length).toBeLessThanOrEqual(pending + 1);
+      const next = await waitFor(() => [...cluster.nodes.values()].find((n) => n.running && n.logs().some((l) => l.msg === 'output consumer rewound to its acknowledgement floor')), { message: 'the new owner rewound the consumer' });
+      expect(next).not.toBe(owner);
+
+      // Deleting the output deletes its consumer.
+      expect((await cluster.api(other.nodeId, 'DELETE', `/v1/outputs/${oid}?name=audit-hook`)).status).toBe(200);
+      await expect(jsm.consumers.info(names.stream, consumer)).rejects.toThrow(/not found/i);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise<void>((r) => receiver.close(() => r()));
+      await nc.close();
+    }
+  }, 90_000);
 });

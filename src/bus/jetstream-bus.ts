@@ -3,9 +3,9 @@
 // leader's relay (src/cluster/event-relay.ts), which reads the log in position order; schedule ticks,
 // which are never stored, are published directly by whoever produces them. Each node's subscribers
 // (live streams, the output workers' wake-ups) get every event of the cluster through one ordered
-// consumer of the node, from the moment it starts. Outputs do not read the stream: they read the event
-// log in the store after their durable cursor (src/sinks/outputs/output-queue.ts), so the stream's
-// retention bounds nothing they deliver. publish() of stored events only wakes the relay.
+// consumer of the node, from the moment it starts. Each output reads the stream through its own durable
+// consumer (src/cluster/output-consumers.ts), which falls back on the event log for what the stream's
+// retention dropped. publish() of stored events only wakes the relay.
 import { DeliverPolicy, headers as natsHeaders, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type MsgHdrs, type NatsConnection } from 'nats';
 import type { Logger } from '../observability/logger.js';
 import type { BusEvent, BusHandler, EventBus, StreamName } from './event-bus.js';

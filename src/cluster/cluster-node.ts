@@ -22,6 +22,7 @@ import { Leadership, type LeaderJob } from './leadership.js';
 import { NodeChannel } from './node-channel.js';
 import { NodeDirectory } from './node-directory.js';
 import { NodeMembership } from './node-membership.js';
+import { JetStreamOutputQueues } from './output-consumers.js';
 import { RuntimeExchange } from './runtime-exchange.js';
 import { WebhookForwarding } from './webhook-forwarding.js';
 
@@ -53,6 +54,8 @@ export class ClusterNode {
   readonly webhooks: WebhookForwarding;
   /** Per-sensor runtime counters shared with the leader for *_per_sensor ticks. */
   readonly runtime: RuntimeExchange;
+  /** Each output's durable JetStream consumer. */
+  readonly outputQueues: JetStreamOutputQueues;
   private readonly channel: NodeChannel;
   private readonly leases: LeaseKeeper;
   private readonly directory: NodeDirectory;
@@ -77,6 +80,7 @@ export class ClusterNode {
     this.relay = new EventRelay({ nc, names, store, cluster, metrics, logger: logger.child({ component: 'relay' }) });
     this.webhooks = new WebhookForwarding(nc, names, logger.child({ component: 'webhooks' }));
     this.runtime = new RuntimeExchange(nc, names, nodeId, cluster, logger.child({ component: 'runtime' }));
+    this.outputQueues = new JetStreamOutputQueues({ nc, names, store, logger: logger.child({ component: 'output_consumers' }) });
     this.bus = new JetStreamBus(nc, names, logger.child({ component: 'bus' }), () => this.relay.wake());
   }
 

@@ -31,7 +31,8 @@ async function natsProblem(): Promise<string | null> {
   }
 }
 
-const natsIssue = await natsProblem();
+/** Why NATS JetStream cannot be used here (null: it can). */
+export const natsIssue = await natsProblem();
 /** Why the cluster tests cannot run here (undefined: they can); never skipped with CI=true. */
 export const clusterUnavailable: string | undefined = !postgresAvailable ? 'PostgreSQL is not reachable' : natsIssue !== null ? `NATS JetStream is not reachable at ${NATS_URL} (${natsIssue})` : undefined;
 if (clusterUnavailable && process.env.CI === 'true') throw new Error(`cluster tests cannot run: ${clusterUnavailable}; CI must provide PostgreSQL and NATS JetStream`);

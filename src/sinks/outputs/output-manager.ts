@@ -72,7 +72,7 @@ export class OutputManager implements OutputControl {
     if (this.workers.size === 0) return;
     try {
       const last = await this.deps.store.lastLogSeq();
-      for (const w of this.workers.values()) this.deps.metrics.outputLag.set({ oid: w.config.oid, output: w.config.name }, Math.max(0, last - w.position));
+      for (const w of this.workers.values()) this.deps.metrics.outputLag.set({ oid: w.config.oid, output: w.config.name }, w.pendingEstimate() ?? Math.max(0, last - w.position));
     } catch (err) {
       this.deps.logger.warn({ err }, 'could not measure output lag');
     }

@@ -1,9 +1,8 @@
 // Where an output's worker reads what it must deliver, and records what it delivered: its durable queue.
-// It is the event log itself with a cursor per output (StoreOutputQueue), on one node and in a cluster
-// alike: there every node reads the shared PostgreSQL log, and the output's lease decides which node runs
-// it (docs/scaling.md); the JetStream bus only wakes the workers. The records are the stored events with
-// their log positions, in log order, and a position once committed is where delivery resumes after a
-// restart or on another node. OutputQueues is the seam for another implementation.
+// On one node it is the event log itself with a cursor per output (StoreOutputQueue). In a cluster it is
+// the output's durable JetStream consumer (src/cluster/output-consumers.ts), run on the node holding the
+// output's lease. The records are the stored events with their log positions, in log order, and a
+// position once committed is where delivery resumes after a restart or on another node.
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { LogRow, Store } from '../../store/store.js';
 
@@ -22,6 +21,10 @@ export interface OutputQueue {
    */
   backlog(after: number, limit: number): Promise<number>;
   close(): Promise<void>;
+  /** Called when records arrive that the worker may be sleeping on (queues fed by push). */
+  onArrival?(wake: () => void): void;
+  /** Records waiting after `after` as far as known without I/O (for the lag gauge); absent: log positions. */
+  pendingEstimate?(after: number): number;
 }
 
 /** Makes the queue of an output; a cluster prepares consumers and discards them with the output. */

@@ -154,6 +154,11 @@ export class OutputWorker {
     return this.cursor;
   }
 
+  /** Records waiting, when the queue knows it without I/O; null otherwise. */
+  pendingEstimate(): number | null {
+    return this.deps.queue.pendingEstimate?.(this.cursor) ?? null;
+  }
+
   status(): OutputStatus {
     return { state: this.state, cursor: this.cursor, failures: this.failures, last_error: this.lastError, last_error_at: this.lastErrorAt, retry_at: this.retryAt };
   }
@@ -161,6 +166,7 @@ export class OutputWorker {
   private async run(): Promise<void> {
     const { queue } = this.deps;
     const { oid, name } = this.config;
+    queue.onArrival?.(() => this.wake());
     this.cursor = await queue.open();
     // The destination may already hold what the cursor had not yet recorded when the node died.
     const held = this.module.resumeAfter ? await this.module.resumeAfter() : null;
