@@ -1,9 +1,11 @@
 // The event log's group commits on a thread of their own. better-sqlite3 is synchronous: committing on
 // the main thread stops the event loop for the inserts and the fsync, during which no socket is read and
 // no output runs. The append thread holds a second connection to the same WAL file and runs the same
-// transaction (event-append.ts); the main thread hands it a group and keeps decoding the next one.
-// SQLite serialises the two connections' writes (busy_timeout), and a commit the thread reported is
-// visible to every read the main connection starts afterwards.
+// transaction (event-append.ts); the main thread hands it a group and keeps decoding the next one. The
+// main thread's frequent small writes (output cursors, alive times, usage counters) go the same way:
+// SQLite serialises the two connections' writes (busy_timeout), and a main-thread write waiting on that
+// lock would stop the event loop for a whole commit. A commit the thread reported is visible to every read
+// the main connection starts afterwards.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -11,12 +13,13 @@ import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import type { SqliteSynchronous } from './connection.js';
 import { flattenEvents } from './event-append.js';
 
-export interface AppendRequest {
-  id: number;
-  events: Array<string | number | null>;
-  marks: ReadonlyArray<SequenceMark>;
-  tasks: TaskWrites | undefined;
-}
+/** One SQL statement and its parameters. */
+export type SqlWrite = readonly [sql: string, params: ReadonlyArray<string | number | null>];
+
+export type AppendRequest =
+  | { id: number; events: Array<string | number | null>; marks: ReadonlyArray<SequenceMark>; tasks: TaskWrites | undefined }
+  /** Small writes of the main thread (cursors, alive times, usage) run here too, so they never wait on the lock. */
+  | { id: number; statements: ReadonlyArray<SqlWrite> };
 
 export interface AppendReply {
   id: number;
@@ -75,12 +78,23 @@ export class AppendThread {
 
   /** Resolves once the group is committed (durably, per the store's synchronous setting). */
   append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
+    return this.send((id) => ({ id, events: flattenEvents(events), marks, tasks }));
+  }
+
+  /**
+   * Runs the statements in one transaction after the groups handed over before them. The main connection
+   * writing itself would block the event loop on SQLite's lock while a group commits (busy_timeout).
+   */
+  write(statements: ReadonlyArray<SqlWrite>): Promise<void> {
+    return this.send((id) => ({ id, statements }));
+  }
+
+  private send(request: (id: number) => AppendRequest): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const done = new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const request: AppendRequest = { id, events: flattenEvents(events), marks, tasks };
-      this.worker.postMessage(request);
+      this.worker.postMessage(request(id));
     });
     this.inFlight.add(done);
     const forget = (): void => void this.inFlight.delete(done);

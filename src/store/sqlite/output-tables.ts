@@ -30,6 +30,9 @@ function streamClause(stream: OutputStream): string {
   return stream === 'event' ? 'stream IS NULL' : 'stream = ?';
 }
 
+/** Moves an output's cursor forward, never back (parameters: seq, oid, name, seq). */
+export const SET_OUTPUT_CURSOR = 'UPDATE output_cursors SET seq = ? WHERE oid = ? AND name = ? AND seq < ?';
+
 export class OutputTables {
   constructor(private readonly db: Database.Database) {}
 
@@ -82,7 +85,7 @@ export class OutputTables {
   }
 
   setOutputCursor(oid: string, name: string, seq: number): void {
-    guarded(() => this.db.prepare('UPDATE output_cursors SET seq = ? WHERE oid = ? AND name = ? AND seq < ?').run(seq, oid, name, seq));
+    guarded(() => this.db.prepare(SET_OUTPUT_CURSOR).run(seq, oid, name, seq));
   }
 
   readLog(q: LogQuery): LogRow[] {

@@ -10,11 +10,11 @@ import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage
 import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from '../cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
-import { AppendThread, appendWorkerFile } from './append-thread.js';
+import { AppendThread, appendWorkerFile, type SqlWrite } from './append-thread.js';
 import { prepareAppend, type AppendTransaction } from './event-append.js';
-import { OutputTables } from './output-tables.js';
+import { SET_OUTPUT_CURSOR, OutputTables } from './output-tables.js';
 import { CloudAdapterTables } from './cloud-adapter-tables.js';
-import { UsageTables } from './usage-tables.js';
+import { USAGE_ADD, USAGE_SET, UsageTables } from './usage-tables.js';
 import { ArtifactTables } from './artifact-tables.js';
 import type { ArtifactExportRecord, ArtifactListQuery, ArtifactPage, ArtifactPartRecord, ArtifactRecord, IngestionKeyRecord } from '../../domain/artifacts.js';
 import type { UsageAmount, UsageDelta } from '../../domain/usage.js';
@@ -256,9 +256,12 @@ export class SqliteStore implements Store {
   async touchAlive(updates: ReadonlyArray<{ sid: string; alive: number }>): Promise<void> {
     if (updates.length === 0) return;
     // Never moves alive backwards (a flush racing a reconnect); unknown sensors are skipped.
-    const update = this.st('UPDATE sensors SET alive = ? WHERE sid = ? AND (alive IS NULL OR alive < ?)');
-    this.tx(() => {
-      for (const u of updates) update.run(u.alive, u.sid, u.alive);
+    const sql = 'UPDATE sensors SET alive = ? WHERE sid = ? AND (alive IS NULL OR alive < ?)';
+    await this.smallWrite(updates.map((u) => [sql, [u.alive, u.sid, u.alive]] as const), () => {
+      const update = this.st(sql);
+      this.tx(() => {
+        for (const u of updates) update.run(u.alive, u.sid, u.alive);
+      });
     });
   }
 
@@ -394,6 +397,16 @@ export class SqliteStore implements Store {
     guarded(() => append(events, marks, tasks));
   }
 
+  /**
+   * A small write of the main thread: on the append thread when it runs (queued behind the groups handed
+   * over, never blocking the event loop on SQLite's lock), here otherwise.
+   */
+  private async smallWrite(statements: ReadonlyArray<SqlWrite>, here: () => void): Promise<void> {
+    if (this.appender?.failed) this.appender = null;
+    if (this.appender) return this.appender.write(statements);
+    here();
+  }
+
   /** Started on the first append (after migrate(), so the thread's statements find their tables). */
   private startAppendThread(): AppendThread | null {
     if (!this.options.appendThread || this.path === ':memory:') return null;
@@ -424,7 +437,7 @@ export class SqliteStore implements Store {
   }
 
   async setOutputCursor(oid: string, name: string, seq: number): Promise<void> {
-    this.outputs.setOutputCursor(oid, name, seq);
+    await this.smallWrite([[SET_OUTPUT_CURSOR, [seq, oid, name, seq]]], () => this.outputs.setOutputCursor(oid, name, seq));
   }
 
   async readLog(query: LogQuery): Promise<LogRow[]> {
@@ -466,7 +479,10 @@ export class SqliteStore implements Store {
   // Usage metering and schedule ticks: usage-tables.ts
   private usageTables: UsageTables | undefined;
   private get usage(): UsageTables { return (this.usageTables ??= new UsageTables(this.db)); }
-  async addUsage(deltas: ReadonlyArray<UsageDelta>): Promise<void> { this.usage.addUsage(deltas); }
+  async addUsage(deltas: ReadonlyArray<UsageDelta>): Promise<void> {
+    if (deltas.length === 0) return;
+    await this.smallWrite(deltas.map((d) => [d.mode === 'set' ? USAGE_SET : USAGE_ADD, [d.oid, d.period, d.cat, d.k, d.v]] as const), () => this.usage.addUsage(deltas));
+  }
   async listUsage(oid: string, fromPeriod: number, toPeriod: number): Promise<UsageAmount[]> { return this.usage.listUsage(oid, fromPeriod, toPeriod); }
   async usageOfPeriod(period: number): Promise<UsageAmount[]> { return this.usage.usageOfPeriod(period); }
   async unclosedUsagePeriods(before: number): Promise<number[]> { return this.usage.unclosedUsagePeriods(before); }

@@ -8,17 +8,18 @@ import type { StoredEvent } from '../store.js';
 import { guarded } from './connection.js';
 import { toSensor, type SensorRow } from './rows.js';
 
+/** Adds to a usage counter (parameters: oid, period, cat, k, v). */
+export const USAGE_ADD = 'INSERT INTO usage_counters (oid, period, cat, k, v) VALUES (?, ?, ?, ?, ?) ON CONFLICT (oid, period, cat, k) DO UPDATE SET v = v + excluded.v';
+/** Sets a usage counter (same parameters). */
+export const USAGE_SET = 'INSERT INTO usage_counters (oid, period, cat, k, v) VALUES (?, ?, ?, ?, ?) ON CONFLICT (oid, period, cat, k) DO UPDATE SET v = excluded.v';
+
 export class UsageTables {
   constructor(private readonly db: Database.Database) {}
 
   addUsage(deltas: ReadonlyArray<UsageDelta>): void {
     if (deltas.length === 0) return;
-    const add = this.db.prepare(
-      'INSERT INTO usage_counters (oid, period, cat, k, v) VALUES (?, ?, ?, ?, ?) ON CONFLICT (oid, period, cat, k) DO UPDATE SET v = v + excluded.v',
-    );
-    const set = this.db.prepare(
-      'INSERT INTO usage_counters (oid, period, cat, k, v) VALUES (?, ?, ?, ?, ?) ON CONFLICT (oid, period, cat, k) DO UPDATE SET v = excluded.v',
-    );
+    const add = this.db.prepare(USAGE_ADD);
+    const set = this.db.prepare(USAGE_SET);
     guarded(() =>
       this.db.transaction(() => {
         for (const d of deltas) (d.mode === 'set' ? set : add).run(d.oid, d.period, d.cat, d.k, d.v);
