@@ -236,7 +236,7 @@ export class JetStreamOutputQueue implements OutputQueue {
     this.held = this.held.slice(i);
   }
 
-  async backlog(after: number, limit: number): Promise<number> {
+  async backlog(after: number, limit: number, exact = true): Promise<number> {
     const jsm = this.jsm;
     if (jsm === null) return 0;
     const info = await consumerInfo(jsm, this.names.stream, this.consumerName);
@@ -253,7 +253,7 @@ export class JetStreamOutputQueue implements OutputQueue {
     if (this.refill) {
       const last = await this.store.lastLogSeq();
       const bound = Math.max(0, last - after);
-      return bound <= limit ? bound : this.store.countLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, upToSeq: last });
+      return bound <= limit || !exact ? bound : this.store.countLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, upToSeq: last });
     }
     return this.pendingOnServer + waiting;
   }

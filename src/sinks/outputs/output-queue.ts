@@ -16,10 +16,10 @@ export interface OutputQueue {
   /** Everything through position `seq` is delivered: record it durably. */
   commit(seq: number): Promise<void>;
   /**
-   * Records waiting after position `after`. May be an upper bound when that is below `limit` (it only
-   * has to be exact when the queue is over its bound).
+   * Records waiting after position `after`. May be an upper bound when that is below `limit`, or when
+   * `exact` is false (counting a long backlog exactly is not free); exact otherwise.
    */
-  backlog(after: number, limit: number): Promise<number>;
+  backlog(after: number, limit: number, exact?: boolean): Promise<number>;
   close(): Promise<void>;
   /** Called when records arrive that the worker may be sleeping on (queues fed by push). */
   onArrival?(wake: () => void): void;
@@ -59,11 +59,11 @@ export class StoreOutputQueue implements OutputQueue {
     return this.store.setOutputCursor(this.config.oid, this.config.name, seq);
   }
 
-  async backlog(after: number, limit: number): Promise<number> {
+  async backlog(after: number, limit: number, exact = true): Promise<number> {
     const last = await this.store.lastLogSeq();
     // Positions cover every organization's events: a cheap bound, counted exactly only when over the limit.
     const bound = Math.max(0, last - after);
-    if (bound <= limit) return bound;
+    if (bound <= limit || !exact) return bound;
     return this.store.countLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, upToSeq: last });
   }
 

@@ -83,6 +83,8 @@ const READ_PAGE = 2000;
 
 /** How often the queue bound is checked, ms (counting the backlog is not free). */
 const QUEUE_CHECK_MS = 1000;
+/** With PICKET_OUTPUT_OVERFLOW=keep, how often a backlog over the limit is counted exactly, ms. */
+const KEEP_EXACT_COUNT_MS = 30_000;
 
 export class OutputWorker {
   private readonly filter: RecordFilter;
@@ -107,6 +109,8 @@ export class OutputWorker {
   /** Events skipped over the queue limit since this worker started (drop_oldest), repeated in every error. */
   private skipped = 0;
   private queueCheckedAt = -Infinity;
+  private exactCountAt = -Infinity;
+  private lastExactLag = 0;
 
   constructor(
     readonly config: OutputConfig,
@@ -318,7 +322,17 @@ export class OutputWorker {
     const now = performance.now();
     if (now - this.queueCheckedAt < QUEUE_CHECK_MS) return;
     this.queueCheckedAt = now;
-    const lag = await queue.backlog(this.cursor, policy.queueLimit);
+    // Counting a long backlog exactly reads every row of it: every time when the count decides what to
+    // skip (drop_oldest); with keep, a bound by log positions is enough most of the time.
+    const exact = policy.overflow === 'drop_oldest' || now - this.exactCountAt >= KEEP_EXACT_COUNT_MS;
+    let lag = await queue.backlog(this.cursor, policy.queueLimit, exact);
+    if (exact) {
+      this.exactCountAt = now;
+      this.lastExactLag = lag;
+    } else if (lag > policy.queueLimit) {
+      // A bound over the limit says little (other organizations' events count in it): keep the last exact figure.
+      lag = this.lastExactLag;
+    }
     metrics.outputLag.set({ oid: this.config.oid, output: this.config.name }, lag);
     if (lag <= policy.queueLimit) {
       this.lagWarned = false;
