@@ -1,7 +1,8 @@
 // The audit stream (decisions.md §2): every mutating API call — successful or not — becomes an `audit`
 // event {oid, ts, etype, msg, ident, origin, entity, mtd, error?} of the organization acted on, stored and
 // routed like any other event (outputs with type "audit" receive it). Secrets never enter the record:
-// only route parameters and a few identifying body fields (name, hostname, module, type) are kept.
+// only route parameters and a few identifying fields of the query string and body (name, hostname, module,
+// type, ...) are kept.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditPayload } from '../catalogue/platform-events.js';
 import { organizationEnvelope } from '../pipeline/envelope.js';
@@ -35,10 +36,11 @@ export function auditHook(ctx: ApiContext) {
     const status = reply.statusCode;
     const entity: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(params)) if (k !== 'oid') entity[k] = v;
-    const body = request.body;
-    if (typeof body === 'object' && body !== null) {
+    // The same identifying fields from the query string (DELETE /v1/outputs/{oid}?name=x) and the body.
+    for (const source of [request.query, request.body]) {
+      if (typeof source !== 'object' || source === null) continue;
       for (const field of ENTITY_BODY_FIELDS) {
-        const v = (body as Record<string, unknown>)[field];
+        const v = (source as Record<string, unknown>)[field];
         if (v !== undefined && (typeof v === 'string' || typeof v === 'number' || Array.isArray(v))) entity[field] = v;
       }
     }
