@@ -30,6 +30,15 @@ export interface EventRoutingExtras {
 /** Most per-event hostname variants a template keeps (a log adapter relaying for many hosts). */
 const MAX_HOSTNAME_VARIANTS = 1024;
 
+/**
+ * One contiguous copy of a string built by concatenation. V8 keeps `a + b + ...` as a tree of pieces; a
+ * prefix kept for a whole session and joined to every event would cost each session the tree (about a
+ * kilobyte) and each event a walk over it.
+ */
+function flat(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
 export class RoutingTemplate {
   private readonly prefix: string;
   private variants: Map<string, RoutingTemplate> | undefined;
@@ -37,10 +46,11 @@ export class RoutingTemplate {
   constructor(readonly routing: SensorRouting) {
     const r = routing;
     // `{"routing":{...sensor fields...,` — event_type, event_time and event_id follow per event.
-    this.prefix =
+    this.prefix = flat(
       `{"routing":{"oid":${JSON.stringify(r.oid)},"iid":${JSON.stringify(r.iid)},"sid":${JSON.stringify(r.sid)},` +
-      `"did":${JSON.stringify(r.did)},"plat":${r.plat},"arch":${r.arch},"hostname":${JSON.stringify(r.hostname)},` +
-      `"ext_ip":${JSON.stringify(r.ext_ip)},"int_ip":${JSON.stringify(r.int_ip)},"tags":${JSON.stringify(r.tags)},`;
+        `"did":${JSON.stringify(r.did)},"plat":${r.plat},"arch":${r.arch},"hostname":${JSON.stringify(r.hostname)},` +
+        `"ext_ip":${JSON.stringify(r.ext_ip)},"int_ip":${JSON.stringify(r.int_ip)},"tags":${JSON.stringify(r.tags)},`,
+    );
   }
 
   withTags(tags: string[]): RoutingTemplate {

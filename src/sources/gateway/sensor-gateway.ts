@@ -3,7 +3,7 @@
 // with a single timer (pings out, silent sessions closed).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode } from '../../protocol/close-codes.js';
 import { GATEWAY_PATH } from '../../protocol/messages.js';
 import { USP_PATH, UspWire } from '../usp/usp-wire.js';
@@ -55,13 +55,19 @@ export class SensorGateway {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const wire: SessionWire = path === USP_PATH ? new UspWire(this.ctx.config) : new SensorWire(this.ctx.config);
-      const session = new SensorSession(ws, req, this.ctx, wire);
-      this.sessions.add(session);
-      void session.closed.then(() => this.sessions.delete(session));
-    });
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.open(ws, req, path === USP_PATH));
     return true;
+  }
+
+  /**
+   * A method of its own, not a closure in handleUpgrade: the closure kept until the session closes must not
+   * hold the upgrade request (its headers and parser state) for the session's lifetime.
+   */
+  private open(ws: WebSocket, req: IncomingMessage, usp: boolean): void {
+    const wire: SessionWire = usp ? new UspWire(this.ctx.config) : new SensorWire(this.ctx.config);
+    const session = new SensorSession(ws, req, this.ctx, wire);
+    this.sessions.add(session);
+    void session.closed.then(() => this.sessions.delete(session));
   }
 
   /** Closes every session (sensors see 1001 and reconnect elsewhere or later) and waits for their DISCONNECTED. */
