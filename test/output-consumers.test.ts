@@ -212,6 +212,27 @@ describe.skipIf(natsIssue !== null)('output queues on JetStream durable consumer
     expect(await drain(second.queue, fresh[1]!.seq, 1)).toEqual([later[0]!.seq]);
   });
 
+  it('a consumer deleted behind the queue fails it; closed and opened again, it is recreated and what it missed comes from the log', async () => {
+    const t = await setup();
+    await t.queues.prepare(t.config);
+    const rows = await t.storeEvents(2);
+    await t.publish(rows);
+    const { queue, cursor } = await t.open();
+    await readRows(queue, cursor, 2);
+    await queue.commit(rows[1]!.seq);
+    await jsm.consumers.delete(t.names.stream, outputConsumerName(t.oid, t.config.name));
+    // Stored and published while the consumer is gone: nobody receives them on the stream.
+    const missed = await t.storeEvents(2);
+    await t.publish(missed);
+    await expect(queue.backlog(rows[1]!.seq, 1000)).rejects.toThrow(/consumer .* is gone/);
+    await queue.close();
+    expect(await queue.open()).toBe(rows[1]!.seq);
+    const later = await t.storeEvents(1);
+    await t.publish(later);
+    expect(await drain(queue, rows[1]!.seq, 3)).toEqual([...missed, ...later].map((r) => r.seq));
+    expect((await t.info()).config.filter_subject).toBe(t.names.events('event', t.oid));
+  });
+
   it('discard deletes the consumer; prepare keeps an existing one where it is', async () => {
     const t = await setup();
     await t.queues.prepare(t.config);

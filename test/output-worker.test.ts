@@ -9,7 +9,7 @@ import type { OutputConfig } from '../src/domain/outputs.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { silentLogger } from '../src/observability/logger.js';
 import type { OutputModule, OutputRecord } from '../src/sinks/outputs/output-module.js';
-import { StoreOutputQueue } from '../src/sinks/outputs/output-queue.js';
+import { StoreOutputQueue, type OutputQueue } from '../src/sinks/outputs/output-queue.js';
 import { OutputWorker } from '../src/sinks/outputs/output-worker.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { StoredEvent } from '../src/store/store.js';
@@ -64,5 +64,59 @@ describe('OutputWorker on a real event log', () => {
     worker.wake();
     await waitFor(() => delivered.length === 4, { message: 'the next telemetry event' });
     expect(worker.position).toBe(await store.lastLogSeq());
+  });
+
+  it('a queue that fails (its store or bus unreachable) is retried and reopened: the worker carries on and loses nothing', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-worker-'));
+    const store = SqliteStore.open({ path: path.join(dir, 'picket.db'), synchronous: 'normal' });
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    cleanups.push(() => store.close());
+    await store.migrate();
+    await store.createOrg({ oid: OID, name: 'one', quota: null, created: 1 });
+    const config: OutputConfig = {
+      oid: OID, name: 'archive', module: 'recording', stream: 'event',
+      filters: { event_white_list: [], event_black_list: [], sid: null, tag: null, inv_id: null, sample_rate: 1 },
+      shape: { is_flat: false, is_no_routing: false, is_prefix_data: false }, fields: {}, created: 1, updated: 1,
+    };
+    await store.putOutput(config);
+    // The real store queue, with faults injected: reads and commits fail while `down` is set.
+    const real = new StoreOutputQueue(store, config);
+    let down = false;
+    let opens = 0;
+    let closes = 0;
+    const fault = (): void => {
+      if (down) throw new Error('connection refused');
+    };
+    const queue: OutputQueue = {
+      open: async () => (opens++, real.open()),
+      read: async (after, limit) => (fault(), real.read(after, limit)),
+      end: () => real.end(),
+      commit: async (seq) => (fault(), real.commit(seq)),
+      backlog: (after, limit, exact) => real.backlog(after, limit, exact),
+      close: async () => void closes++,
+    };
+    const delivered: number[] = [];
+    const module: OutputModule = { batching: { maxRecords: 100, maxWaitMs: 0 }, send: async (records) => void delivered.push(...records.map((r) => r.event_time)), close: async () => undefined };
+    const worker = new OutputWorker(config, module, {
+      store, queue, metrics: new Metrics(), logger: silentLogger(), now: Date.now,
+      policy: { retryBaseMs: 10, retryCapMs: 100, pauseAfter: 10, pauseMs: 1000, queueLimit: 1_000_000, overflow: 'keep', idlePollMs: 20 },
+    });
+    await store.appendEvents([1, 2].map((n) => event(n, null)), []);
+    worker.start();
+    cleanups.push(() => worker.stop());
+    await waitFor(() => delivered.length === 2, { message: 'the first events' });
+    down = true;
+    await store.appendEvents([3, 4].map((n) => event(n, null)), []);
+    worker.wake();
+    const error = await waitFor(async () => (await store.listOrgErrors(OID)).find((e) => e.component === 'outputs/archive'), { message: 'the queue failure recorded' });
+    expect(error.error).toMatch(/^queue: connection refused/);
+    expect(worker.status().state).not.toBe('stopped');
+    down = false;
+    await waitFor(() => delivered.length >= 4, { timeoutMs: 15_000, message: 'delivery resumed after the queue came back' });
+    expect([...new Set(delivered)]).toEqual([1, 2, 3, 4]);
+    expect(opens).toBeGreaterThanOrEqual(2);
+    expect(closes).toBeGreaterThanOrEqual(1);
+    // Working again: the error is cleared.
+    await waitFor(async () => !(await store.listOrgErrors(OID)).some((e) => e.component === 'outputs/archive'), { message: 'the queue error cleared' });
   });
 });

@@ -128,6 +128,8 @@ export class JetStreamOutputQueue implements OutputQueue {
   private streamFirstSeq = 0;
   private arrival: (() => void) | null = null;
   private closed = false;
+  /** Why the consumer stopped delivering while open: the next read fails with it, and the worker reopens. */
+  private broken: Error | null = null;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -146,6 +148,12 @@ export class JetStreamOutputQueue implements OutputQueue {
   }
 
   async open(): Promise<number> {
+    // Also a reopen after a failure (the worker closes and opens the same queue): start clean.
+    this.closed = false;
+    this.broken = null;
+    this.held = [];
+    this.highest = 0;
+    this.refill = false;
     const jsm = (this.jsm = await this.nc.jetstreamManager());
     const stream = this.names.stream;
     const cursor = await this.store.getOutputCursor(this.config.oid, this.config.name);
@@ -178,9 +186,14 @@ export class JetStreamOutputQueue implements OutputQueue {
     const messages = (this.messages = await consumer.consume({ max_messages: Math.min(1000, this.settings.maxAckPending) }));
     this.pump = (async () => {
       for await (const msg of messages) this.receive(msg);
-    })().catch((err: unknown) => {
-      if (!this.closed) this.logger.error({ err, ...log }, 'output consumer stopped');
-    });
+    })().then(
+      () => {
+        if (!this.closed) this.broken = new Error(`the consumer ${this.consumerName} stopped delivering`);
+      },
+      (err: unknown) => {
+        if (!this.closed) this.broken = err instanceof Error ? err : new Error(String(err));
+      },
+    );
     return cursor ?? 0;
   }
 
@@ -210,6 +223,7 @@ export class JetStreamOutputQueue implements OutputQueue {
   }
 
   async read(after: number, limit: number): Promise<LogRow[]> {
+    if (this.broken) throw this.broken;
     const i = this.firstAfter(after);
     if (this.refill) {
       const bound = i < this.held.length ? this.held[i]!.row.seq : Infinity;
@@ -240,9 +254,11 @@ export class JetStreamOutputQueue implements OutputQueue {
     const jsm = this.jsm;
     if (jsm === null) return 0;
     const info = await consumerInfo(jsm, this.names.stream, this.consumerName);
-    this.pendingOnServer = info?.num_pending ?? 0;
+    // Deleted behind this queue's back (by hand, or a stream recreated): reopening recreates it and refills from the log.
+    if (info === null) throw new Error(`the output's consumer ${this.consumerName} is gone`);
+    this.pendingOnServer = info.num_pending;
     const waiting = this.held.length - this.firstAfter(after);
-    if (info !== null && waiting === 0 && !this.refill) {
+    if (waiting === 0 && !this.refill) {
       // Messages aged out of the stream before this consumer got them: the log still has them.
       const first = await this.firstStreamSeq(false);
       if (info.delivered.stream_seq + 1 < first && (await this.store.readLog({ oid: this.config.oid, stream: this.config.stream, afterSeq: after, limit: 1 })).length > 0) {
@@ -264,7 +280,6 @@ export class JetStreamOutputQueue implements OutputQueue {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.arrival = null;
     await this.messages?.close().catch(() => undefined);
     await this.pump;
     // Unacknowledged messages stay pending on the consumer; the next owner rewinds to the floor.

@@ -2,7 +2,8 @@
 // of its organization and stream after its cursor, filters and shapes them, hands a batch to its module,
 // and only when the module has delivered it moves the cursor (at least once, in log order, which keeps
 // every sensor's order). A failing destination is retried with exponential backoff and jitter, then
-// paused; its last error is kept for GET /v1/errors/{oid}. Each output has its own loop, so a slow or dead
+// paused; its last error is kept for GET /v1/errors/{oid}. A failing queue (the store or the bus
+// unreachable, a consumer gone) is retried with backoff and reopened; the worker never stops on it. Each output has its own loop, so a slow or dead
 // destination holds back nothing but itself, and ingestion never waits for any output.
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { Logger } from '../../observability/logger.js';
@@ -81,6 +82,10 @@ const CURSOR_PERSIST_MS = 500;
 /** Rows read from the log per step: enough for a full batch even when filters drop most of them. */
 const READ_PAGE = 2000;
 
+/** Retry of a failed queue (store or bus unreachable): from 1 s, doubling up to 30 s. */
+const QUEUE_RETRY_BASE_MS = 1000;
+const QUEUE_RETRY_CAP_MS = 30_000;
+
 /** How often the queue bound is checked, ms (counting the backlog is not free). */
 const QUEUE_CHECK_MS = 1000;
 /** With PICKET_OUTPUT_OVERFLOW=keep, how often a backlog over the limit is counted exactly, ms. */
@@ -109,6 +114,8 @@ export class OutputWorker {
   /** Events skipped over the queue limit since this worker started (drop_oldest), repeated in every error. */
   private skipped = 0;
   private queueCheckedAt = -Infinity;
+  /** Queue failures in a row (the store or bus, not the destination). */
+  private queueFailures = 0;
   private exactCountAt = -Infinity;
   private lastExactLag = 0;
 
@@ -171,7 +178,7 @@ export class OutputWorker {
     const { queue } = this.deps;
     const { oid, name } = this.config;
     queue.onArrival?.(() => this.wake());
-    this.cursor = await queue.open();
+    await this.openQueue();
     // The destination may already hold what the cursor had not yet recorded when the node died.
     const held = this.module.resumeAfter ? await this.module.resumeAfter() : null;
     if (held !== null && held > this.cursor) {
@@ -179,51 +186,99 @@ export class OutputWorker {
       await this.advance(held);
     }
     while (!this.stopped) {
-      await this.applyQueueLimit();
-      let rows = await queue.read(this.cursor, READ_PAGE);
-      if (rows.length === 0) {
-        // Nothing of this output's stream waits. Positions after the cursor may still hold other streams'
-        // events: move past them up to the log's end as read now (then confirmed: nothing of ours before it),
-        // so the lag reads 0 when the output is caught up and the next read starts nearer the end.
-        const end = await queue.end();
-        if (end > this.cursor) {
-          rows = await queue.read(this.cursor, READ_PAGE);
-          if (rows.length === 0) await this.advance(end);
+      try {
+        await this.step();
+        if (this.queueFailures > 0) {
+          this.queueFailures = 0;
+          this.deps.logger.info({ oid, output: name }, 'output queue working again');
+          if (this.failures === 0) await this.deps.store.clearOrgError(oid, this.component);
         }
+      } catch (err) {
+        await this.queueFailed(err as Error);
       }
-      if (rows.length === 0) {
-        this.partialSince = null;
-        this.deps.metrics.outputLag.set({ oid, output: name }, 0);
-        // Idle: nothing more is coming right now, so the position is written at once.
-        if (this.persistPending) await this.persistCursor();
-        await this.sleep(this.deps.policy.idlePollMs);
-        continue;
-      }
-      const { maxRecords, maxWaitMs } = this.module.batching;
-      const records: OutputRecord[] = [];
-      let through = this.cursor;
-      for (const row of rows) {
-        const event = new StoredLogEvent(row.seq, row.oid, row.sid, row.event_type, row.json);
-        if (this.filter(event)) records.push(this.plain ? new PlainRecord(event) : this.shaped(event));
-        through = row.seq;
-        if (records.length >= maxRecords) break;
-      }
-      if (records.length === 0) {
-        await this.advance(through);
-        continue;
-      }
-      // A partial batch waits (for more records, up to maxWaitMs) when the module batches by time.
-      if (records.length < maxRecords && maxWaitMs > 0 && rows.length < READ_PAGE) {
-        const now = this.deps.now();
-        this.partialSince ??= now;
-        const waited = now - this.partialSince;
-        if (waited < maxWaitMs) {
-          await this.sleep(maxWaitMs - waited, false);
-          continue;
-        }
-      }
-      await this.deliver(records, through);
     }
+  }
+
+  /** Opens the queue, retrying while it cannot be opened (the store or the bus unreachable). */
+  private async openQueue(): Promise<void> {
+    for (;;) {
+      try {
+        // A reopened queue starts at its committed position; what this worker delivered after it is not sent again.
+        this.cursor = Math.max(this.cursor, await this.deps.queue.open());
+        return;
+      } catch (err) {
+        await this.queueFailed(err as Error, false);
+        if (this.stopped) return;
+      }
+    }
+  }
+
+  /**
+   * The queue failed (not the destination): the store or the bus is unreachable, or the output's consumer
+   * vanished. Retried with backoff; the queue is closed and opened again, which recreates what it needs.
+   */
+  private async queueFailed(err: Error, reopen = true): Promise<void> {
+    if (this.stopped) return;
+    const { logger, metrics, now } = this.deps;
+    this.queueFailures++;
+    metrics.outputFailures.inc({ module: this.config.module });
+    const delay = Math.min(QUEUE_RETRY_CAP_MS, QUEUE_RETRY_BASE_MS * 2 ** (this.queueFailures - 1));
+    logger.warn({ err, oid: this.config.oid, output: this.config.name, failures: this.queueFailures, retry_in_ms: delay }, 'output queue failed; reopening it');
+    await this.deps.store.recordOrgError({ oid: this.config.oid, component: this.component, error: `queue: ${err.message} (retrying)`, at: now() }).catch(() => undefined);
+    await this.sleep(delay, false);
+    if (!reopen || this.stopped) return;
+    await this.deps.queue.close().catch(() => undefined);
+    await this.openQueue();
+  }
+
+  /** One round: the queue bound, a read, and a delivery (or a wait when nothing is there). */
+  private async step(): Promise<void> {
+    const { queue } = this.deps;
+    const { oid, name } = this.config;
+    await this.applyQueueLimit();
+    let rows = await queue.read(this.cursor, READ_PAGE);
+    if (rows.length === 0) {
+      // Nothing of this output's stream waits. Positions after the cursor may still hold other streams'
+      // events: move past them up to the log's end as read now (then confirmed: nothing of ours before it),
+      // so the lag reads 0 when the output is caught up and the next read starts nearer the end.
+      const end = await queue.end();
+      if (end > this.cursor) {
+        rows = await queue.read(this.cursor, READ_PAGE);
+        if (rows.length === 0) await this.advance(end);
+      }
+    }
+    if (rows.length === 0) {
+      this.partialSince = null;
+      this.deps.metrics.outputLag.set({ oid, output: name }, 0);
+      // Idle: nothing more is coming right now, so the position is written at once.
+      if (this.persistPending) await this.persistCursor();
+      await this.sleep(this.deps.policy.idlePollMs);
+      return;
+    }
+    const { maxRecords, maxWaitMs } = this.module.batching;
+    const records: OutputRecord[] = [];
+    let through = this.cursor;
+    for (const row of rows) {
+      const event = new StoredLogEvent(row.seq, row.oid, row.sid, row.event_type, row.json);
+      if (this.filter(event)) records.push(this.plain ? new PlainRecord(event) : this.shaped(event));
+      through = row.seq;
+      if (records.length >= maxRecords) break;
+    }
+    if (records.length === 0) {
+      await this.advance(through);
+      return;
+    }
+    // A partial batch waits (for more records, up to maxWaitMs) when the module batches by time.
+    if (records.length < maxRecords && maxWaitMs > 0 && rows.length < READ_PAGE) {
+      const now = this.deps.now();
+      this.partialSince ??= now;
+      const waited = now - this.partialSince;
+      if (waited < maxWaitMs) {
+        await this.sleep(maxWaitMs - waited, false);
+        return;
+      }
+    }
+    await this.deliver(records, through);
   }
 
   private shaped(event: StoredLogEvent): OutputRecord {
