@@ -28,7 +28,8 @@ describe('OutputWorker on a real event log', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it('moves past other streams\' events at the end of the log once caught up, so its lag reads 0', async () => {
+  /** A fresh SQLite store with one organization and one output of its event stream. */
+  async function openLog(): Promise<{ store: SqliteStore; config: OutputConfig }> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-worker-'));
     const store = SqliteStore.open({ path: path.join(dir, 'picket.db'), synchronous: 'normal' });
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,6 +42,11 @@ describe('OutputWorker on a real event log', () => {
       shape: { is_flat: false, is_no_routing: false, is_prefix_data: false }, fields: {}, created: 1, updated: 1,
     };
     await store.putOutput(config);
+    return { store, config };
+  }
+
+  it('moves past other streams\' events at the end of the log once caught up, so its lag reads 0', async () => {
+    const { store, config } = await openLog();
     const delivered: OutputRecord[] = [];
     const module: OutputModule = { batching: { maxRecords: 100, maxWaitMs: 0 }, send: async (records) => void delivered.push(...records), close: async () => undefined };
     const metrics = new Metrics();
@@ -67,18 +73,7 @@ describe('OutputWorker on a real event log', () => {
   });
 
   it('a queue that fails (its store or bus unreachable) is retried and reopened: the worker carries on and loses nothing', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-worker-'));
-    const store = SqliteStore.open({ path: path.join(dir, 'picket.db'), synchronous: 'normal' });
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    cleanups.push(() => store.close());
-    await store.migrate();
-    await store.createOrg({ oid: OID, name: 'one', quota: null, created: 1 });
-    const config: OutputConfig = {
-      oid: OID, name: 'archive', module: 'recording', stream: 'event',
-      filters: { event_white_list: [], event_black_list: [], sid: null, tag: null, inv_id: null, sample_rate: 1 },
-      shape: { is_flat: false, is_no_routing: false, is_prefix_data: false }, fields: {}, created: 1, updated: 1,
-    };
-    await store.putOutput(config);
+    const { store, config } = await openLog();
     // The real store queue, with faults injected: reads and commits fail while `down` is set.
     const real = new StoreOutputQueue(store, config);
     let down = false;
