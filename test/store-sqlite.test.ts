@@ -12,6 +12,7 @@ import { AppendThread } from '../src/store/sqlite/append-thread.js';
 import { openDatabase } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { WAL_AUTOCHECKPOINT_PAGES } from '../src/store/sqlite/connection.js';
 import { streamParams, streamSql, timelineParams, timelineSql } from '../src/store/sqlite/timeline.js';
 import { runStoreContract } from './contract/store-contract.js';
 import { ManagedProcess } from './harness/processes.js';
@@ -114,6 +115,9 @@ describe('SqliteStore (SQLite specifics)', () => {
     await one('e1', 1);
     const thread = (store as unknown as { appender: AppendThread }).appender;
     expect(thread).toBeInstanceOf(AppendThread);
+    // While the thread runs it alone checkpoints the WAL (a checkpoint here would stop the event loop).
+    const checkpointPages = (): unknown => (store as unknown as { db: { pragma(s: string, o: { simple: true }): unknown } }).db.pragma('wal_autocheckpoint', { simple: true });
+    expect(checkpointPages()).toBe(0);
     // A large group, so the thread dies inside its transaction.
     const big = Array.from({ length: 50_000 }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: 2, event_id: `b${i}`, json: JSON.stringify({ pad: 'x'.repeat(300) }) }));
     const held = store.appendEvents(big, [{ sid: 's', stream_id: 'A', seq: 2 }]);
@@ -122,6 +126,7 @@ describe('SqliteStore (SQLite specifics)', () => {
     await expect(held).rejects.toThrow(/append thread/);
     // The next group is committed on the store's own connection, and nothing the thread left holds it up.
     await one('e3', 3);
+    expect(checkpointPages()).toBe(WAL_AUTOCHECKPOINT_PAGES);
     expect(await store.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 3 });
     // The rejected group is not half there: all of it or (rolled back) none of it.
     expect([2, 50_002]).toContain(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 }));

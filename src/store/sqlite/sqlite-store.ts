@@ -7,7 +7,7 @@ import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHos
 import { StoreNotFoundError } from '../errors.js';
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
-import { guarded, openDatabase, type SqliteSynchronous } from './connection.js';
+import { WAL_AUTOCHECKPOINT_PAGES, guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from '../cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
 import { AppendThread, appendWorkerFile, type SqlWrite } from './append-thread.js';
@@ -391,7 +391,7 @@ export class SqliteStore implements Store {
     if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length && !tasks?.announce) return;
     if (this.appender === undefined) this.appender = this.startAppendThread();
     // A thread that died rejected the group it held (rolled back, never acknowledged): commit here from now on.
-    if (this.appender?.failed) this.appender = null;
+    if (this.appender?.failed) this.appenderDied();
     if (this.appender) return this.appender.append(events, marks, tasks);
     const append = (this.appendTx ??= prepareAppend(this.db));
     guarded(() => append(events, marks, tasks));
@@ -402,16 +402,27 @@ export class SqliteStore implements Store {
    * over, never blocking the event loop on SQLite's lock), here otherwise.
    */
   private async smallWrite(statements: ReadonlyArray<SqlWrite>, here: () => void): Promise<void> {
-    if (this.appender?.failed) this.appender = null;
+    if (this.appender?.failed) this.appenderDied();
     if (this.appender) return this.appender.write(statements);
     here();
   }
 
-  /** Started on the first append (after migrate(), so the thread's statements find their tables). */
+  /**
+   * Started on the first append (after migrate(), so the thread's statements find their tables). While it
+   * runs, it alone checkpoints the WAL: a checkpoint on this connection would stop the event loop.
+   */
   private startAppendThread(): AppendThread | null {
     if (!this.options.appendThread || this.path === ':memory:') return null;
     const file = appendWorkerFile();
-    return file ? new AppendThread(file, this.path, this.options.synchronous) : null;
+    if (!file) return null;
+    const thread = new AppendThread(file, this.path, this.options.synchronous);
+    this.db.pragma('wal_autocheckpoint = 0');
+    return thread;
+  }
+
+  private appenderDied(): void {
+    this.appender = null;
+    this.db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   }
 
   // ---- outputs (output-tables.ts) ----
