@@ -304,11 +304,12 @@ export class OutputWorker {
     this.partialSince = null;
     if (this.failures > 0) {
       logger.info({ oid: this.config.oid, output: this.config.name, after_failures: this.failures }, 'output delivering again');
+      // Cleared before the state changes, as failed() records before it does.
+      await this.deps.store.clearOrgError(this.config.oid, this.component);
       if (this.state === 'paused') metrics.outputsPaused.dec();
       this.failures = 0;
       this.retryAt = null;
       this.state = 'running';
-      await this.deps.store.clearOrgError(this.config.oid, this.component);
     }
     await this.advance(through);
   }
@@ -346,28 +347,27 @@ export class OutputWorker {
     // A send aborted by stop() is not the destination's fault.
     if (this.stopped) return;
     const { metrics, logger, policy, now } = this.deps;
-    this.failures++;
-    this.lastError = err.message || String(err);
-    this.lastErrorAt = now();
+    const failures = this.failures + 1;
+    const lastError = err.message || String(err);
+    const at = now();
     metrics.outputFailures.inc({ module: this.config.module });
-    let delay: number;
-    if (this.failures >= policy.pauseAfter) {
-      if (this.state !== 'paused') metrics.outputsPaused.inc();
-      this.state = 'paused';
-      delay = policy.pauseMs;
-    } else {
-      this.state = 'retrying';
-      // Full jitter over an exponentially growing ceiling.
-      const ceiling = Math.min(policy.retryCapMs, policy.retryBaseMs * 2 ** (this.failures - 1));
-      delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    }
-    this.retryAt = now() + delay;
-    logger.warn({ oid: this.config.oid, output: this.config.name, failures: this.failures, retry_in_ms: Math.round(delay), state: this.state, error: this.lastError }, 'output delivery failed');
+    const paused = failures >= policy.pauseAfter;
+    // Full jitter over an exponentially growing ceiling, or the pause.
+    const ceiling = Math.min(policy.retryCapMs, policy.retryBaseMs * 2 ** (failures - 1));
+    const delay = paused ? policy.pauseMs : ceiling / 2 + Math.random() * (ceiling / 2);
     const skipped = this.skipped > 0 ? `; ${this.skipped} undelivered events skipped over the queue limit` : '';
+    // The error is recorded before the state changes: whoever sees the new state finds its error too.
     await this.deps.store.recordOrgError({
       oid: this.config.oid, component: this.component,
-      error: `${this.lastError} (${this.failures} failure${this.failures === 1 ? '' : 's'} in a row; ${this.state === 'paused' ? 'paused' : 'retrying'}${skipped})`, at: this.lastErrorAt,
-    });
+      error: `${lastError} (${failures} failure${failures === 1 ? '' : 's'} in a row; ${paused ? 'paused' : 'retrying'}${skipped})`, at,
+    }).catch((recordErr: unknown) => logger.error({ err: recordErr, oid: this.config.oid, output: this.config.name }, 'could not record the output error'));
+    if (paused && this.state !== 'paused') metrics.outputsPaused.inc();
+    this.failures = failures;
+    this.lastError = lastError;
+    this.lastErrorAt = at;
+    this.state = paused ? 'paused' : 'retrying';
+    this.retryAt = at + delay;
+    logger.warn({ oid: this.config.oid, output: this.config.name, failures, retry_in_ms: Math.round(delay), state: this.state, error: lastError }, 'output delivery failed');
     await this.sleep(delay, false);
   }
 
