@@ -27,7 +27,7 @@ describe('outputs (file module, real server)', () => {
   async function server(dataDir?: string, port?: number): Promise<TestServer> {
     const s = await startTestServer({ ...(dataDir ? { dataDir } : {}), ...(port ? { port } : {}) });
     cleanups.push(() => s.close({ keepData: true }));
-    if (!dataDir) cleanups.push(() => rmSync(s.dataDir, { recursive: true, force: true }));
+    if (!dataDir) cleanups.push(() => rmSync(s.dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }));
     return s;
   }
 

@@ -142,7 +142,9 @@ input(type="imudp" address="127.0.0.1" port="${ports.udp}" ruleset="udp")
   lines(listener: Listener): Received[] {
     const file = path.join(this.dir, `${listener}.log`);
     if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Received);
+    // Only complete lines: rsyslogd may be writing the last one while it is read.
+    const text = readFileSync(file, 'utf8');
+    return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Received);
   }
 
   /** Connections to the TCP listener that the sender closed. */
