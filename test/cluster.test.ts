@@ -231,8 +231,14 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster of three nodes', () =
           await client.end();
         }
       };
-      const all = await stored();
-      const expected = all.slice(all.indexOf(received[0]!));
+      // The output's creation and the thirteen quota calls; an audit record may be stored just after its
+      // call has answered, so wait for all fourteen.
+      let expected: string[] = [];
+      await waitFor(async () => {
+        const all = await stored();
+        expected = all.slice(all.indexOf(received[0]!));
+        return expected.length === 14;
+      }, { message: 'every audit record stored' });
       await waitFor(() => expected.every((id) => received.includes(id)), { timeoutMs: 30_000, message: `every audit event delivered after the owner died (${new Set(received).size}/${expected.length})` });
       const firsts = [...new Set(received)];
       expect(firsts).toEqual(expected.slice(0, firsts.length));

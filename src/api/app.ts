@@ -77,7 +77,7 @@ export async function buildApi(options: ApiOptions): Promise<ApiApp> {
     route.schema = { ...(route.schema ?? {}), security: [{ bearerAuth: [] }] };
   });
 
-  app.addHook('onResponse', auditHook(ctx));
+  app.addHook('onSend', auditHook(ctx));
   app.addHook('onResponse', async (request, reply) => {
     const status = reply.statusCode;
     ctx.metrics.apiRequests.inc({ method: request.method, status: String(status) });
