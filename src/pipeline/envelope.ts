@@ -2,6 +2,7 @@
 // fields are constant between tag changes, so they are serialised once into a template and each event
 // only adds its type, time, id and payload: one JSON.stringify of the payload per event on the hot path.
 import { newId } from '../domain/ids.js';
+import { detachedString } from '../domain/strings.js';
 
 /** Routing fields that describe the sensor an event comes from (constant during a session). */
 export interface SensorRouting {
@@ -30,15 +31,6 @@ export interface EventRoutingExtras {
 /** Most per-event hostname variants a template keeps (a log adapter relaying for many hosts). */
 const MAX_HOSTNAME_VARIANTS = 1024;
 
-/**
- * One contiguous copy of a string built by concatenation. V8 keeps `a + b + ...` as a tree of pieces; a
- * prefix kept for a whole session and joined to every event would cost each session the tree (about a
- * kilobyte) and each event a walk over it.
- */
-function flat(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
-}
-
 export class RoutingTemplate {
   private readonly prefix: string;
   private variants: Map<string, RoutingTemplate> | undefined;
@@ -46,7 +38,8 @@ export class RoutingTemplate {
   constructor(readonly routing: SensorRouting) {
     const r = routing;
     // `{"routing":{...sensor fields...,` — event_type, event_time and event_id follow per event.
-    this.prefix = flat(
+    // Kept contiguous: joined to every event, a tree of pieces would be walked each time (domain/strings.ts).
+    this.prefix = detachedString(
       `{"routing":{"oid":${JSON.stringify(r.oid)},"iid":${JSON.stringify(r.iid)},"sid":${JSON.stringify(r.sid)},` +
         `"did":${JSON.stringify(r.did)},"plat":${r.plat},"arch":${r.arch},"hostname":${JSON.stringify(r.hostname)},` +
         `"ext_ip":${JSON.stringify(r.ext_ip)},"int_ip":${JSON.stringify(r.int_ip)},"tags":${JSON.stringify(r.tags)},`,

@@ -199,7 +199,9 @@ export class FleetSimulator {
     this.loadStartedAt = Date.now();
     const end = this.loadStartedAt + load.durationS * 1000;
     const perSensorEps = load.eps > 0 ? load.eps / this.sensors.length : 0;
-    const credit = new Float64Array(this.sensors.length);
+    // Each sensor starts at a random phase of its send interval, as a real fleet does: at 1 event per 5 s,
+    // sensors starting with equal credit would all send in the same tick, every 5 s.
+    const credit = Float64Array.from(this.sensors, () => Math.random());
     const creditCap = Math.max(perSensorEps * 2, 1);
     this.saturateBatch = load.eps > 0 ? 0 : load.batchEvents;
     this.recordLatency = load.warmupS <= 0;

@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket, RawData } from 'ws';
 import { isCloudProduced, lookupEvent, validatePayload } from '../../catalogue/index.js';
 import { newId } from '../../domain/ids.js';
+import { detachedString } from '../../domain/strings.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import { RoutingTemplate } from '../../pipeline/envelope.js';
 import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
@@ -39,7 +40,7 @@ export class SensorSession implements RegisteredSession {
   sid = '';
   oid = '';
   connected_at = 0;
-  readonly sessionId = newId();
+  readonly sessionId = detachedString(newId());
   hostname = '';
   fingerprint = '';
   readonly ext_ip: string;
@@ -59,7 +60,8 @@ export class SensorSession implements RegisteredSession {
   /** performance.now() until which the sensor was told to pause (no second BACKOFF before it ends). */
   private backoffUntil = 0;
   private closeReason: string | null = null;
-  private readonly helloTimer: NodeJS.Timeout;
+  /** Until the hello arrives (dropped then: a cleared timer still costs each session its object). */
+  private helloTimer: NodeJS.Timeout | null;
   /** Set once the session was closed for silence: cuts the socket off if the close handshake does not complete. */
   private livenessCloseTimer: NodeJS.Timeout | null = null;
   private readonly closedPromise: Promise<void>;
@@ -71,7 +73,7 @@ export class SensorSession implements RegisteredSession {
     private readonly ctx: GatewayContext,
     private readonly wire: SessionWire,
   ) {
-    this.ext_ip = normaliseIp(req.socket.remoteAddress ?? '');
+    this.ext_ip = detachedString(normaliseIp(req.socket.remoteAddress ?? ''));
     this.lastSeen = performance.now();
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
     this.helloTimer = setTimeout(() => this.fail(CloseCode.protocolViolation, 'no hello within the hello timeout', 'hello_timeout'), ctx.config.helloTimeoutS * 1000);
@@ -160,7 +162,7 @@ export class SensorSession implements RegisteredSession {
   }
 
   private async onHello(hello: SessionHello): Promise<void> {
-    clearTimeout(this.helloTimer);
+    this.clearHelloTimer();
     const version = Math.max(...hello.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
     if (!Number.isFinite(version)) {
       return this.fail(CloseCode.unsupportedVersion, `unsupported protocol version(s) ${hello.versions.join(',')}; server speaks ${PROTOCOL_VERSIONS.join(',')}`, 'unsupported_version');
@@ -188,12 +190,13 @@ export class SensorSession implements RegisteredSession {
     const sensor = admission.sensor;
     this.sid = sensor.sid;
     this.oid = sensor.oid;
-    this.hostname = hello.host.hostname;
-    this.fingerprint = hello.host.fingerprint;
-    this.streamId = hello.stream_id;
+    // What the session keeps of the hello is copied out of it: strings decoded from the frame would keep it all.
+    this.hostname = detachedString(hello.host.hostname);
+    this.fingerprint = detachedString(hello.host.fingerprint);
+    this.streamId = detachedString(hello.stream_id);
     this.template = new RoutingTemplate({
       oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: hello.host.plat, arch: hello.host.arch,
-      hostname: hello.host.hostname, ext_ip: this.ext_ip, int_ip: hello.host.int_ip, tags,
+      hostname: this.hostname, ext_ip: this.ext_ip, int_ip: detachedString(hello.host.int_ip), tags,
     });
     const lifecycle: PipelineEvent[] = [];
     if (admission.enrolled) {
@@ -481,6 +484,11 @@ export class SensorSession implements RegisteredSession {
 
   // ---- helpers ----
 
+  private clearHelloTimer(): void {
+    if (this.helloTimer !== null) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+  }
+
   /** A method, not a field read, so that checks after an await are not narrowed away by the compiler. */
   private isClosed(): boolean {
     return this.state === 'closed';
@@ -513,7 +521,7 @@ export class SensorSession implements RegisteredSession {
   }
 
   private async onClose(code: number, reason: string): Promise<void> {
-    clearTimeout(this.helloTimer);
+    this.clearHelloTimer();
     if (this.livenessCloseTimer !== null) clearTimeout(this.livenessCloseTimer);
     const wasOpen = this.state === 'open';
     this.state = 'closed';
