@@ -123,6 +123,7 @@ export class EventWriter {
       this.metrics.storeErrors.inc();
       this.logger.error({ err, events: events.length }, 'store commit failed; nothing in it is acknowledged');
       for (const s of group) s.reject(err as Error);
+      this.rejectQueuedBatches(err as Error);
       return;
     }
     stop();
@@ -136,5 +137,23 @@ export class EventWriter {
     }
     for (const [stream, n] of perStream) this.metrics.eventsStored.inc({ stream }, n);
     this.bus.publish(published);
+  }
+
+  /**
+   * A failed commit also fails the sensor batches still waiting: one of them may be the next batch of a
+   * sensor whose batch just failed, and storing it would move the sensor's mark past the one that was
+   * not stored (which its resend would then be taken for a duplicate of). Their sensors resend them all.
+   */
+  private rejectQueuedBatches(err: Error): void {
+    const kept: Submission[] = [];
+    for (const s of this.queue) {
+      if (s.mark) {
+        this.queuedEvents -= s.events.length;
+        s.reject(err);
+      } else {
+        kept.push(s);
+      }
+    }
+    this.queue = kept;
   }
 }

@@ -147,7 +147,9 @@ export class SensorSession implements RegisteredSession {
 
   private onFrame(data: RawData, isBinary: boolean): void {
     this.lastSeen = performance.now();
-    if (this.state === 'closed') return;
+    // Once the session is closing nothing more is taken: a batch after one that failed to store must not be
+    // stored before it (the sensor resends everything unacknowledged on its next session).
+    if (this.state === 'closed' || this.closeReason !== null) return;
     const frame = toBuffer(data);
     const decoded = this.wire.decode(frame, isBinary, this.state !== 'awaiting-hello');
     if (!decoded.ok) return this.fail(decoded.code, decoded.error, decoded.metric);

@@ -1,12 +1,11 @@
 // The timeline read: one sensor's events over an inclusive time range, optionally of one type, in
 // (event_time, seq) order either way. Each shape of the query is one range scan of
-// events_by_sensor_time or events_by_sensor_type_time (both end in the rowid `seq`), so the ORDER BY is
-// the index order: no sort, no scan. test/store-sqlite.test.ts checks this with EXPLAIN QUERY PLAN.
+// events_by_sensor_time_type (sid, event_time, event_type, then the rowid `seq`): the type, when given,
+// is tested on the index entry before the row is read, and rows tied on event_time (ordered by type in
+// the index) are put in seq order by a sort of each tie group, never of the whole range.
+// test/store-sqlite.test.ts checks this with EXPLAIN QUERY PLAN.
 //
-// INDEXED BY pins the index: without statistics the planner prefers the (sid, event_time) index even
-// when an event_type is given (it weighs the extra table lookup for `oid`), which would read every
-// event of the sensor in the range to return one type. INDEXED BY also makes a dropped index a
-// prepare-time error instead of a silent full scan.
+// INDEXED BY pins the index, so a dropped index is a prepare-time error instead of a silent full scan.
 //
 // A cursor narrows the range itself (the bound becomes the cursor's event_time) and only the rows tied
 // with it at that event_time are skipped by seq, so deep pages cost the same as the first one.
@@ -21,10 +20,9 @@ export interface TimelineShape {
 
 export function timelineSql(shape: TimelineShape): string {
   const dir = shape.forward ? 'ASC' : 'DESC';
-  const index = shape.eventType ? 'events_by_sensor_type_time' : 'events_by_sensor_time';
   const after = shape.forward ? '>' : '<';
   return (
-    `SELECT seq, event_time, json FROM events INDEXED BY ${index} WHERE sid = ?` +
+    'SELECT seq, event_time, json FROM events INDEXED BY events_by_sensor_time_type WHERE sid = ?' +
     (shape.eventType ? ' AND event_type = ?' : '') +
     ' AND event_time >= ? AND event_time <= ? AND oid = ?' +
     (shape.cursor ? ` AND (event_time ${after} ? OR seq ${after} ?)` : '') +
