@@ -52,6 +52,12 @@ interface OpenFile {
   committed: number;
   headLen: number;
   headCrc: number;
+  /**
+   * The file's first bytes as this tailer read them (up to HEAD_BYTES), kept as the chunks come in: the
+   * fingerprint is of what was read, never of a later look at the file (which a rewrite could already
+   * have changed). null for a file taken up again at a saved offset: its fingerprint is read from the file.
+   */
+  head: Buffer | null;
   /** When the path was first seen to name another file (or none); 0 while it names this one. */
   rotatedAt: number;
 }
@@ -145,6 +151,11 @@ export class FileTailer implements LogSource {
     }
     const { bytesRead } = await f.handle.read(this.chunk, 0, this.chunk.length, f.readPos);
     if (bytesRead === 0) return 0;
+    if (f.head !== null && f.readPos < HEAD_BYTES) {
+      f.head = Buffer.concat([f.head, this.chunk.subarray(0, Math.min(bytesRead, HEAD_BYTES - f.readPos))]);
+      f.headLen = f.head.length;
+      f.headCrc = crc32(f.head);
+    }
     f.readPos += bytesRead;
     this.splitter.push(this.chunk.subarray(0, bytesRead), (line) => this.onLine(f, line));
     return bytesRead;
@@ -180,13 +191,13 @@ export class FileTailer implements LogSource {
         this.splitter.reset();
         f.readPos = 0;
         f.committed = 0;
+        f.head = Buffer.alloc(0);
         f.headLen = 0;
         f.headCrc = 0;
-        await this.refreshHead(f, size);
         this.recordPosition();
         return true;
       }
-      if (f.headLen < HEAD_BYTES && size > f.headLen) await this.refreshHead(f, size);
+      if (f.head === null && f.headLen < HEAD_BYTES && size > f.headLen) await this.refreshHead(f, size);
       return false;
     }
     // The path names another file, or none: rotated by rename (or deleted).
@@ -260,8 +271,10 @@ export class FileTailer implements LogSource {
   private async open(name: string, offset: number): Promise<void> {
     const handle = await fs.open(name, 'r');
     const st = await handle.stat({ bigint: true });
-    const f: OpenFile = { handle, name, dev: String(st.dev), ino: String(st.ino), readPos: offset, committed: offset, headLen: 0, headCrc: 0, rotatedAt: 0 };
-    await this.refreshHead(f, Number(st.size));
+    const f: OpenFile = {
+      handle, name, dev: String(st.dev), ino: String(st.ino), readPos: offset, committed: offset, headLen: 0, headCrc: 0, head: offset === 0 ? Buffer.alloc(0) : null, rotatedAt: 0,
+    };
+    if (f.head === null) await this.refreshHead(f, Number(st.size));
     this.splitter.reset();
     this.current = f;
     this.waitingLogged = false;
