@@ -92,6 +92,18 @@ describe.skipIf(natsIssue !== null)('output queues on JetStream durable consumer
   }
 
   /** Reads until `count` rows wait after `after` (the consumer pushes them in the background). */
+  /** A fresh output whose queue has read and committed the first two events stored and published. */
+  async function openPastTwoEvents() {
+    const t = await setup();
+    await t.queues.prepare(t.config);
+    const rows = await t.storeEvents(2);
+    await t.publish(rows);
+    const { queue, cursor } = await t.open();
+    await readRows(queue, cursor, 2);
+    await queue.commit(rows[1]!.seq);
+    return { t, queue, rows };
+  }
+
   async function readRows(queue: OutputQueue, after: number, count: number): Promise<LogRow[]> {
     return waitFor(async () => {
       const rows = await queue.read(after, 10_000);
@@ -213,13 +225,7 @@ describe.skipIf(natsIssue !== null)('output queues on JetStream durable consumer
   });
 
   it('a consumer deleted behind the queue fails it; closed and opened again, it is recreated and what it missed comes from the log', async () => {
-    const t = await setup();
-    await t.queues.prepare(t.config);
-    const rows = await t.storeEvents(2);
-    await t.publish(rows);
-    const { queue, cursor } = await t.open();
-    await readRows(queue, cursor, 2);
-    await queue.commit(rows[1]!.seq);
+    const { t, queue, rows } = await openPastTwoEvents();
     await jsm.consumers.delete(t.names.stream, outputConsumerName(t.oid, t.config.name));
     // Stored and published while the consumer is gone: nobody receives them on the stream.
     const missed = await t.storeEvents(2);
@@ -234,13 +240,7 @@ describe.skipIf(natsIssue !== null)('output queues on JetStream durable consumer
   });
 
   it('discard deletes the consumer; prepare keeps an existing one where it is', async () => {
-    const t = await setup();
-    await t.queues.prepare(t.config);
-    const rows = await t.storeEvents(2);
-    await t.publish(rows);
-    const { queue, cursor } = await t.open();
-    await readRows(queue, cursor, 2);
-    await queue.commit(rows[1]!.seq);
+    const { t, queue } = await openPastTwoEvents();
     await t.queues.prepare(t.config);
     expect((await t.info()).ack_floor.consumer_seq).toBe(2);
     await queue.close();
