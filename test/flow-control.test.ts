@@ -1,7 +1,8 @@
 // Flow control with the real server and the reference sensor: BACKOFF (when the cloud sends it, for an
 // organization over its rate or for ingestion behind, that the sensor sends nothing meanwhile and delivers
 // everything after), and DATA_DROPPED counting exactly what the sensor's bounded buffer lost (by its
-// event limit or its byte limit), never an event the cloud stored although its ack was lost. The governor's arithmetic is tested on its own with a fake clock.
+// event limit or its byte limit), never an event the cloud stored although its ack was lost; and the
+// sessions' reading paused while the group-commit queue is full, with nothing lost or reordered. The governor's arithmetic is tested on its own with a fake clock.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -150,6 +151,35 @@ describe('flow control with the reference sensor and a real server', () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`^picket_backoffs_sent_total\\{kind="ingest_lag"\\} ${backoffs.length}$`, 'm'));
     expect(metrics).not.toMatch(/picket_backoffs_sent_total\{kind="org_rate"\}/);
+  });
+
+  it('a full group-commit queue stops the sessions reading instead of asking for BACKOFF; they read on as it empties, and every event is stored once, in order', async () => {
+    // Groups of at most 100 events, batches of at most 50: the queue is full at 200 events waiting, which
+    // bursts of 1,000 events from each of two sensors overrun at once.
+    const server = await startTestServer({ maxBatchEvents: 50, commitMaxEvents: 100 });
+    cleanups.push(() => server.close());
+    const a = await sensorFor(server);
+    const b = await sensorFor(server);
+    await waitFor(() => a.sensor.isConnected && b.sensor.isConnected && a.sensor.buffer.size === 0 && b.sensor.buffer.size === 0, { message: 'both connected, STARTING_UP delivered' });
+    const metric = async (name: string): Promise<number> => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+    let n = 0;
+    for (let burst = 0; burst < 5; burst++) {
+      for (let i = 0; i < 1000; i++) {
+        a.sensor.emit('QUEUE', { n });
+        b.sensor.emit('QUEUE', { n });
+        n++;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => a.sensor.buffer.size === 0 && b.sensor.buffer.size === 0, { timeoutMs: 30_000, message: 'everything delivered' });
+    expect(await metric('picket_ingest_read_pauses_total')).toBeGreaterThan(0);
+    expect(await metric('picket_ingest_queue_events')).toBe(0);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).not.toMatch(/picket_backoffs_sent_total\{/);
+    for (const { sensor, logs } of [a, b]) {
+      expect((await events(server, sensor.sid!, 'QUEUE')).map((e) => e.event.n)).toEqual(Array.from({ length: n }, (_, i) => i));
+      expect(logs.some((l) => l.msg === 'backoff from the cloud: pausing event delivery')).toBe(false);
+    }
   });
 
   it('DATA_DROPPED reports exactly the events and bytes the bounded buffer dropped while the cloud was away', async () => {

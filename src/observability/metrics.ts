@@ -34,6 +34,8 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
+  readonly ingestQueueEvents = new Gauge({ name: 'picket_ingest_queue_events', help: 'Events received and waiting for their group commit', registers: [this.registry] });
+  readonly ingestReadPauses = new Counter({ name: 'picket_ingest_read_pauses_total', help: "Times a sensor session stopped reading because the group commit queue held two groups' worth of events (it reads on once the queue is down to one)", registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'picket_store_errors_total', help: 'Failed store writes (the affected sessions are closed, nothing is acknowledged)', registers: [this.registry] });
   readonly relayPublished = new Counter({ name: 'picket_relay_published_total', help: 'Cluster mode: events of the log the leader published to the JetStream bus', registers: [this.registry] });
   readonly relayPosition = new Gauge({ name: 'picket_relay_position', help: 'Cluster mode: log position the leader has published to the bus up to', registers: [this.registry] });

@@ -26,9 +26,13 @@ export class EventWriter {
   private queue: Submission[] = [];
   private queuedEvents = 0;
   private committing: Promise<void> | null = null;
-  /** Submission time of the oldest submission in the commit under way. */
-  private committingSince: number | null = null;
+  /** Submission time of the oldest submission of each commit under way, oldest commit first. */
+  private readonly committingSince: number[] = [];
   private closed = false;
+  /** Producers that stopped reading while the queue was full, resumed once it has room again. */
+  private readonly waiting = new Set<() => void>();
+  /** Queued events at which producers that can wait (sensor sessions) stop reading. */
+  private readonly fullAt: number;
 
   constructor(
     private readonly store: Store,
@@ -36,16 +40,41 @@ export class EventWriter {
     private readonly metrics: Metrics,
     private readonly logger: Logger,
     private readonly maxEventsPerCommit: number,
-  ) {}
+  ) {
+    // Two groups' worth: the next group is always ready when a commit ends, and what is beyond it waits
+    // in the senders' sockets instead of this process's heap (where it would cost collection time).
+    this.fullAt = 2 * maxEventsPerCommit;
+  }
 
   /** Events waiting for a commit (a measure of ingestion lag). */
   get pendingEvents(): number {
     return this.queuedEvents;
   }
 
+  /**
+   * True while the queue holds two groups' worth of events or more: a producer that can wait should stop
+   * reading and call whenRoom(). What it has already read is still submitted (nothing read is dropped).
+   */
+  get full(): boolean {
+    return this.queuedEvents >= this.fullAt;
+  }
+
+  /**
+   * Calls `resume` once the queue is down to one group's worth (at once if it already is); returns a
+   * function that cancels the call (for a producer that goes away first).
+   */
+  whenRoom(resume: () => void): () => void {
+    if (this.queuedEvents < this.maxEventsPerCommit) {
+      resume();
+      return () => undefined;
+    }
+    this.waiting.add(resume);
+    return () => void this.waiting.delete(resume);
+  }
+
   /** How long the oldest submission not yet committed has waited, ms (0 when none waits). */
   oldestWaitMs(now = performance.now()): number {
-    const oldest = Math.min(this.committingSince ?? Infinity, this.queue[0]?.at ?? Infinity);
+    const oldest = Math.min(this.committingSince[0] ?? Infinity, this.queue[0]?.at ?? Infinity);
     return oldest === Infinity ? 0 : now - oldest;
   }
 
@@ -55,6 +84,7 @@ export class EventWriter {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ events, mark, tasks, resolve, reject, at: performance.now() });
       this.queuedEvents += events.length;
+      this.metrics.ingestQueueEvents.set(this.queuedEvents);
       if (!this.committing) this.committing = this.run();
     });
   }
@@ -72,11 +102,22 @@ export class EventWriter {
   private async run(): Promise<void> {
     // Let every submission of this turn of the event loop join the first commit.
     await new Promise<void>((r) => setImmediate(r));
-    while (this.queue.length > 0) {
-      const group = this.takeGroup();
-      this.committingSince = group[0]?.at ?? null;
-      await this.commit(group);
-      this.committingSince = null;
+    const inFlight = new Set<Promise<void>>();
+    while (this.queue.length > 0 || inFlight.size > 0) {
+      // A store that commits in call order (and fails whatever follows a failed commit) takes the next
+      // group while one commits: handing a group over costs time the store would otherwise sit idle.
+      if (this.queue.length > 0 && inFlight.size < (this.store.appendPipelineDepth ?? 1)) {
+        const group = this.takeGroup();
+        const since = group[0]?.at ?? performance.now();
+        this.committingSince.push(since);
+        const done: Promise<void> = this.commit(group).finally(() => {
+          inFlight.delete(done);
+          this.committingSince.splice(this.committingSince.indexOf(since), 1);
+        });
+        inFlight.add(done);
+        continue;
+      }
+      await Promise.race(inFlight);
     }
     this.committing = null;
   }
@@ -93,7 +134,16 @@ export class EventWriter {
     const group = this.queue.slice(0, n);
     this.queue = this.queue.slice(n);
     this.queuedEvents -= count;
+    this.metrics.ingestQueueEvents.set(this.queuedEvents);
+    this.resumeIfRoom();
     return group;
+  }
+
+  private resumeIfRoom(): void {
+    if (this.waiting.size === 0 || this.queuedEvents >= this.maxEventsPerCommit) return;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const resume of waiting) resume();
   }
 
   private async commit(group: Submission[]): Promise<void> {
@@ -155,5 +205,7 @@ export class EventWriter {
       }
     }
     this.queue = kept;
+    this.metrics.ingestQueueEvents.set(this.queuedEvents);
+    this.resumeIfRoom();
   }
 }

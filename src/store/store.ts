@@ -358,6 +358,12 @@ export interface Store {
    * itself (the gateway orders a sensor's sessions), so the embedded store may ignore it.
    */
   appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites, batches?: ReadonlyArray<MarkedBatch>): Promise<void>;
+  /**
+   * How many appendEvents calls may be outstanding at once (1 when absent). A store that allows more
+   * commits them in call order and fails every append issued after a failed one (until that failure is
+   * reported), so no batch is ever stored after an earlier batch that was not.
+   */
+  readonly appendPipelineDepth?: number;
   getSequenceMark(sid: string): Promise<SequenceMark | null>;
   /** One sensor's events over a time range, optionally of one event type: one indexed read per page. */
   queryTimeline(query: TimelineQuery): Promise<TimelinePage>;

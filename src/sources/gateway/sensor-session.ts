@@ -56,7 +56,12 @@ export class SensorSession implements RegisteredSession {
   private storedSeqAtWelcome = 0;
   private lastSeq = 0;
   private inflight = 0;
+  /** Too many of this session's batches await their commit. */
   private paused = false;
+  /** Set while waiting for room in the writer's queue: cancels the wait. */
+  private cancelWriterWait: (() => void) | null = null;
+  /** Whether the socket is paused (for either reason above). */
+  private readingPaused = false;
   /** performance.now() until which the sensor was told to pause (no second BACKOFF before it ends). */
   private backoffUntil = 0;
   private closeReason: string | null = null;
@@ -461,7 +466,16 @@ export class SensorSession implements RegisteredSession {
     this.inflight++;
     if (this.inflight >= this.wire.maxInflight(this.ctx.config) && !this.paused) {
       this.paused = true;
-      this.ws.pause();
+      this.updateReading();
+    }
+    // The writer's queue is full: read no more until it has room (the batch just read is kept).
+    if (this.ctx.writer.full && this.cancelWriterWait === null) {
+      this.cancelWriterWait = this.ctx.writer.whenRoom(() => {
+        this.cancelWriterWait = null;
+        this.updateReading();
+      });
+      this.ctx.metrics.ingestReadPauses.inc();
+      this.updateReading();
     }
     const seq = batch.seq;
     // Answers to tasks move their tasks in the same group commit as the events themselves.
@@ -473,7 +487,7 @@ export class SensorSession implements RegisteredSession {
         this.sendAck(seq);
         if (this.paused && this.inflight < this.wire.maxInflight(this.ctx.config)) {
           this.paused = false;
-          this.ws.resume();
+          this.updateReading();
         }
       },
       () => {
@@ -485,6 +499,15 @@ export class SensorSession implements RegisteredSession {
   }
 
   // ---- helpers ----
+
+  /** Reads from the socket unless too many of its batches await their commit or the writer's queue is full. */
+  private updateReading(): void {
+    const pause = this.paused || this.cancelWriterWait !== null;
+    if (pause === this.readingPaused || this.isClosed()) return;
+    this.readingPaused = pause;
+    if (pause) this.ws.pause();
+    else this.ws.resume();
+  }
 
   private clearHelloTimer(): void {
     if (this.helloTimer !== null) clearTimeout(this.helloTimer);
@@ -524,6 +547,8 @@ export class SensorSession implements RegisteredSession {
 
   private async onClose(code: number, reason: string): Promise<void> {
     this.clearHelloTimer();
+    this.cancelWriterWait?.();
+    this.cancelWriterWait = null;
     if (this.livenessCloseTimer !== null) clearTimeout(this.livenessCloseTimer);
     const wasOpen = this.state === 'open';
     this.state = 'closed';

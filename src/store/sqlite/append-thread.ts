@@ -18,6 +18,8 @@ export type SqlWrite = readonly [sql: string, params: ReadonlyArray<string | num
 
 export type AppendRequest =
   | { id: number; events: Array<string | number | null>; marks: ReadonlyArray<SequenceMark>; tasks: TaskWrites | undefined }
+  /** The main thread has seen a group fail: groups handed over from now on may commit again. */
+  | { id: number; reset: true }
   /** Small writes of the main thread (cursors, alive times, usage) run here too, so they never wait on the lock. */
   | { id: number; statements: ReadonlyArray<SqlWrite> };
 
@@ -49,6 +51,8 @@ export function appendWorkerFile(): string | null {
 export class AppendThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  /** Ids of the pending requests that are groups of events (not small writes). */
+  private readonly appends = new Set<number>();
   /** Groups handed over and not yet answered: close() lets them finish. */
   private readonly inFlight = new Set<Promise<void>>();
   private nextId = 1;
@@ -61,6 +65,10 @@ export class AppendThread {
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;
       this.pending.delete(reply.id);
+      // Every group handed over after a failed one fails too (it may hold the next batch of a sensor whose
+      // batch was not stored); the ones handed over from now on are the writer's answer to the failure.
+      if (reply.error && this.appends.has(reply.id)) this.worker.postMessage({ id: 0, reset: true } satisfies AppendRequest);
+      this.appends.delete(reply.id);
       if (reply.error) waiter.reject(new AppendThreadError(reply.error.message, reply.error.code));
       else waiter.resolve();
     });
@@ -78,7 +86,10 @@ export class AppendThread {
 
   /** Resolves once the group is committed (durably, per the store's synchronous setting). */
   append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
-    return this.send((id) => ({ id, events: flattenEvents(events), marks, tasks }));
+    return this.send((id) => {
+      this.appends.add(id);
+      return { id, events: flattenEvents(events), marks, tasks };
+    });
   }
 
   /**
@@ -119,5 +130,6 @@ export class AppendThread {
     this.failure ??= err;
     for (const w of this.pending.values()) w.reject(this.failure);
     this.pending.clear();
+    this.appends.clear();
   }
 }

@@ -386,6 +386,14 @@ export class SqliteStore implements Store {
 
   // Events
 
+  /**
+   * Two groups at once on the append thread: it commits in the order handed over and fails every group
+   * behind a failed one (append-worker.ts), so the next group can be handed over while one commits.
+   */
+  get appendPipelineDepth(): number {
+    return this.appender && !this.appender.failed ? 2 : 1;
+  }
+
   /** The hot path: the group commit (event-append.ts), on the append thread unless the store has none. */
   async appendEvents(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks?: TaskWrites): Promise<void> {
     if (events.length === 0 && marks.length === 0 && !tasks?.create?.length && !tasks?.update?.length && !tasks?.announce) return;
