@@ -82,7 +82,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const now = options.now ?? Date.now;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const store = openStore(config);
+  const store = openStore(config, logger.child({ component: 'store' }));
   let fresh: Awaited<ReturnType<typeof bootstrapStore>>;
   try {
     await store.migrate();

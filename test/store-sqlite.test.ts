@@ -12,7 +12,7 @@ import { AppendThread } from '../src/store/sqlite/append-thread.js';
 import { openDatabase } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { WAL_AUTOCHECKPOINT_PAGES } from '../src/store/sqlite/connection.js';
+import { WAL_AUTOCHECKPOINT_PAGES, WAL_FALLBACK_CHECKPOINT_PAGES } from '../src/store/sqlite/connection.js';
 import { streamParams, streamSql, timelineParams, timelineSql } from '../src/store/sqlite/timeline.js';
 import { runStoreContract } from './contract/store-contract.js';
 import { ManagedProcess } from './harness/processes.js';
@@ -104,6 +104,33 @@ describe('SqliteStore (SQLite specifics)', () => {
     // A cursor never moves back, on the thread as on the main connection.
     await store.setOutputCursor('o', 'out', 3);
     expect(await store.getOutputCursor('o', 'out')).toBe(7);
+    await store.close();
+  });
+
+  it('the checkpoint thread copies the WAL into the database file while groups are committed, and the WAL starts over once it is all copied', async () => {
+    const file = path.join(tempDir(), 'picket.db');
+    const store = SqliteStore.open({ path: file, synchronous: 'full' });
+    await store.migrate();
+    const initialSize = statSync(file).size;
+    // About 40,000 events, a few thousand pages of WAL: far below the append thread's fallback threshold, so neither committing
+    // connection checkpoints; only the checkpoint thread can have written them to the database file.
+    const group = (g: number) => Array.from({ length: 2000 }, (_, i) => ({ oid: 'o', sid: `s${i % 50}`, event_type: 'T', event_time: g * 10_000 + i, event_id: `g${g}-${i}`, json: JSON.stringify({ pad: 'x'.repeat(300) }) }));
+    for (let g = 0; g < 20; g++) await store.appendEvents(group(g), [{ sid: 's0', stream_id: 'A', seq: g + 1 }]);
+    expect(statSync(`${file}-wal`).size / 4096).toBeLessThan(WAL_FALLBACK_CHECKPOINT_PAGES / 4);
+    await waitFor(() => statSync(file).size > initialSize + 10 * 1024 * 1024, { message: 'the database file grown by the checkpoints' });
+    // Once everything is copied, the next commit writes the WAL from its beginning: it stays small.
+    const probe = new Database(file);
+    try {
+      let n = 0;
+      await waitFor(async () => {
+        await store.appendEvents([{ oid: 'o', sid: 'p', event_type: 'T', event_time: 1, event_id: `p${n++}`, json: '{}' }], []);
+        const [row] = probe.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
+        return row!.log < 100;
+      }, { message: 'the WAL restarted' });
+    } finally {
+      probe.close();
+    }
+    expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBeGreaterThanOrEqual(40_001);
     await store.close();
   });
 

@@ -2,15 +2,16 @@
 // URL (PICKET_STORE / --store) puts state and events in PostgreSQL, shared by every node of a cluster.
 import path from 'node:path';
 import type { ServerConfig } from '../config.js';
+import type { Logger } from '../observability/logger.js';
 import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
-export function openStore(config: ServerConfig): Store {
+export function openStore(config: ServerConfig, logger?: Logger): Store {
   // Alone on the database, or one of the nodes of a cluster (PostgresStoreOptions.nodeMode).
   if (config.store !== undefined) return PostgresStore.open({ ...postgresOptions(config.store), nodeMode: config.bus !== undefined ? 'cluster' : 'single' });
   if (config.bus !== undefined) throw new Error('the cluster mode (PICKET_BUS / --bus) needs a PostgreSQL store (PICKET_STORE / --store postgres://…): every node shares it');
-  return SqliteStore.open({ path: path.join(config.dataDir, 'picket.db'), synchronous: config.sqliteSync, appendThread: config.sqliteAppendThread });
+  return SqliteStore.open({ path: path.join(config.dataDir, 'picket.db'), synchronous: config.sqliteSync, appendThread: config.sqliteAppendThread, ...(logger ? { logger } : {}) });
 }
 
 /**

@@ -37,14 +37,15 @@ export class AppendThreadError extends Error {
 }
 
 /**
- * The compiled worker script. Under the test runner this module is TypeScript and the worker runs the
- * build's copy (`npm test` builds first); null when there is none, and the store then commits in-thread.
+ * The compiled script of one of the store's threads (`append-worker`, `checkpoint-worker`). Under the test
+ * runner this module is TypeScript and the thread runs the build's copy (`npm test` builds first); null
+ * when there is none, and the store then commits and checkpoints in-thread.
  */
-export function appendWorkerFile(): string | null {
+export function storeWorkerFile(name: 'append-worker' | 'checkpoint-worker'): string | null {
   const here = fileURLToPath(import.meta.url);
   const file = here.endsWith('.ts')
-    ? here.replace(/[\\/]src[\\/](store[\\/]sqlite[\\/])append-thread\.ts$/, (_m, dir: string) => `/dist/${dir}append-worker.js`)
-    : here.replace(/append-thread\.js$/, 'append-worker.js');
+    ? here.replace(/[\\/]src[\\/](store[\\/]sqlite[\\/])append-thread\.ts$/, (_m, dir: string) => `/dist/${dir}${name}.js`)
+    : here.replace(/append-thread\.js$/, `${name}.js`);
   return file !== here && existsSync(file) ? file : null;
 }
 
@@ -59,8 +60,9 @@ export class AppendThread {
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
 
-  constructor(workerFile: string, path: string, synchronous: SqliteSynchronous) {
-    this.worker = new Worker(workerFile, { workerData: { path, synchronous } });
+  /** `autocheckpointPages`: the thread's own checkpoints, a fallback when a checkpoint thread runs beside it. */
+  constructor(workerFile: string, path: string, synchronous: SqliteSynchronous, autocheckpointPages: number) {
+    this.worker = new Worker(workerFile, { workerData: { path, synchronous, autocheckpointPages } });
     this.worker.on('message', (reply: AppendReply) => {
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;

@@ -10,9 +10,10 @@ import type { AppendReply, AppendRequest, SqlWrite } from './append-thread.js';
 
 type GroupRequest = Exclude<AppendRequest, { reset: true }>;
 
-const { path, synchronous } = workerData as { path: string; synchronous: SqliteSynchronous };
+const { path, synchronous, autocheckpointPages } = workerData as { path: string; synchronous: SqliteSynchronous; autocheckpointPages: number };
 const port = parentPort!;
 const db = openDatabase(path, synchronous);
+db.pragma(`wal_autocheckpoint = ${autocheckpointPages}`);
 let append: AppendTransaction | null = null;
 const statements = new Map<string, Database.Statement>();
 const runStatements = db.transaction((list: ReadonlyArray<SqlWrite>) => {

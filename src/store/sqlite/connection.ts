@@ -15,6 +15,13 @@ export type SqliteSynchronous = 'full' | 'normal';
 export const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
 /**
+ * The append thread's own checkpoint threshold while the checkpoint thread runs (checkpoint-thread.ts):
+ * reached only when commits follow each other so closely that the thread's checkpoints never catch up
+ * (at full load). Most of the WAL is copied by then, so the fallback checkpoint itself is short.
+ */
+export const WAL_FALLBACK_CHECKPOINT_PAGES = 40_000;
+
+/**
  * Durability: the database runs in WAL mode. With synchronous=FULL every commit fsyncs the WAL before
  * returning, so a commit that returned (an acknowledged batch) survives a process crash, an OS crash and
  * power loss. With synchronous=NORMAL the WAL is fsynced only at checkpoints: a returned commit survives

@@ -7,10 +7,12 @@ import type { ApiKeyRecord, InstallationKeyRecord, Org, ReenrollOrder, SensorHos
 import { StoreNotFoundError } from '../errors.js';
 import type { OutputConfig } from '../../domain/outputs.js';
 import type { LogQuery, LogRow, NewSensor, OrgError, SensorListQuery, SensorPage, SequenceMark, Store, StoredEvent, StreamQuery, TaskWrites, TimelinePage, TimelineQuery } from '../store.js';
-import { WAL_AUTOCHECKPOINT_PAGES, guarded, openDatabase, type SqliteSynchronous } from './connection.js';
+import { WAL_AUTOCHECKPOINT_PAGES, WAL_FALLBACK_CHECKPOINT_PAGES, guarded, openDatabase, type SqliteSynchronous } from './connection.js';
 import { decodeSensorCursor, decodeTimelineCursor, encodeSensorCursor, encodeTimelineCursor } from '../cursor.js';
 import { migrate as applyMigrations } from './migrations.js';
-import { AppendThread, appendWorkerFile, type SqlWrite } from './append-thread.js';
+import { AppendThread, storeWorkerFile, type SqlWrite } from './append-thread.js';
+import { CheckpointThread } from './checkpoint-thread.js';
+import type { Logger } from '../../observability/logger.js';
 import { prepareAppend, type AppendTransaction } from './event-append.js';
 import { SET_OUTPUT_CURSOR, OutputTables } from './output-tables.js';
 import { CloudAdapterTables } from './cloud-adapter-tables.js';
@@ -34,6 +36,8 @@ export interface SqliteStoreOptions {
    * serving while SQLite inserts and fsyncs. Default true; commits run in-thread for ':memory:'.
    */
   appendThread?: boolean;
+  /** Where the store's threads report what goes wrong off the request path (a failed checkpoint). */
+  logger?: Logger;
 }
 
 /** Tags given at enrollment (from the installation key) are recorded as added by this. */
@@ -67,18 +71,20 @@ export class SqliteStore implements Store {
   private appendTx: AppendTransaction | null = null;
   /** The append thread: undefined until the first append, null when commits run on this connection. */
   private appender: AppendThread | null | undefined;
+  /** Checkpoints the WAL while the append thread runs. */
+  private checkpointer: CheckpointThread | null = null;
 
   private constructor(
     private readonly db: Database.Database,
     readonly path: string,
-    private readonly options: Required<Pick<SqliteStoreOptions, 'appendThread' | 'synchronous'>>,
+    private readonly options: Required<Pick<SqliteStoreOptions, 'appendThread' | 'synchronous'>> & Pick<SqliteStoreOptions, 'logger'>,
   ) {
     this.description = `sqlite:${path}`;
     this.outputs = new OutputTables(db);
   }
 
   static open(opts: SqliteStoreOptions): SqliteStore {
-    return new SqliteStore(openDatabase(opts.path, opts.synchronous), opts.path, { appendThread: opts.appendThread ?? true, synchronous: opts.synchronous });
+    return new SqliteStore(openDatabase(opts.path, opts.synchronous), opts.path, { appendThread: opts.appendThread ?? true, synchronous: opts.synchronous, logger: opts.logger });
   }
 
   /** A prepared statement, prepared on first use (after migrate(), when the tables exist). */
@@ -108,6 +114,7 @@ export class SqliteStore implements Store {
     if (!this.db.open) return;
     const appender = this.appender;
     this.appender = null;
+    await this.stopCheckpointThread();
     await appender?.close();
     if (!this.db.open) return;
     this.statements.clear();
@@ -416,21 +423,35 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Started on the first append (after migrate(), so the thread's statements find their tables). While it
-   * runs, it alone checkpoints the WAL: a checkpoint on this connection would stop the event loop.
+   * Started on the first append (after migrate(), so the thread's statements find their tables), with the
+   * checkpoint thread beside it. While they run, this connection never checkpoints (it would stop the event
+   * loop) and the append thread only past a fallback threshold: checkpoints are the checkpoint thread's.
    */
   private startAppendThread(): AppendThread | null {
     if (!this.options.appendThread || this.path === ':memory:') return null;
-    const file = appendWorkerFile();
+    const file = storeWorkerFile('append-worker');
     if (!file) return null;
-    const thread = new AppendThread(file, this.path, this.options.synchronous);
+    const checkpointFile = storeWorkerFile('checkpoint-worker');
+    const thread = new AppendThread(file, this.path, this.options.synchronous, checkpointFile ? WAL_FALLBACK_CHECKPOINT_PAGES : WAL_AUTOCHECKPOINT_PAGES);
+    if (checkpointFile) {
+      this.checkpointer = new CheckpointThread(checkpointFile, this.path, this.options.synchronous, (message) => {
+        this.options.logger?.warn({ err: message }, 'WAL checkpoint failed (retried; nothing is lost)');
+      });
+    }
     this.db.pragma('wal_autocheckpoint = 0');
     return thread;
   }
 
   private appenderDied(): void {
     this.appender = null;
+    void this.stopCheckpointThread();
     this.db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+  }
+
+  private async stopCheckpointThread(): Promise<void> {
+    const checkpointer = this.checkpointer;
+    this.checkpointer = null;
+    await checkpointer?.close();
   }
 
   // ---- outputs (output-tables.ts) ----

@@ -1,0 +1,49 @@
+// The checkpoint thread's body (see checkpoint-thread.ts): its own connection to the store's file, copying
+// the WAL's committed pages back into the database file while the append thread keeps committing. A
+// PASSIVE checkpoint never takes the write lock, so no commit waits for it.
+import { parentPort, workerData } from 'node:worker_threads';
+import { openDatabase, type SqliteSynchronous } from './connection.js';
+
+const { path, synchronous, intervalMs } = workerData as { path: string; synchronous: SqliteSynchronous; intervalMs: number };
+const port = parentPort!;
+const db = openDatabase(path, synchronous);
+// This connection never writes; it checkpoints only when told to by the timer below.
+db.pragma('wal_autocheckpoint = 0');
+
+/** Passes in a row at most: each copies what was committed during the one before. */
+const MAX_PASSES = 8;
+
+interface CheckpointRow {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
+/**
+ * Copies what the WAL holds, then again (at once) what was committed meanwhile, until everything is
+ * copied: a writer that starts its next transaction then finds the WAL fully copied and writes it again
+ * from the beginning, so the file stays small without a commit ever paying for a checkpoint.
+ */
+function checkpoint(): void {
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    const row = (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0];
+    if (!row || row.busy !== 0 || row.log <= row.checkpointed) return;
+  }
+}
+
+const timer = setInterval(() => {
+  try {
+    checkpoint();
+  } catch (err) {
+    // A failed checkpoint loses nothing (the pages are still in the WAL); the writer's own fallback
+    // checkpoint keeps the WAL bounded. Tell the main thread, which logs it.
+    port.postMessage({ error: (err as Error).message });
+  }
+}, intervalMs);
+
+port.on('message', (message: 'close') => {
+  if (message !== 'close') return;
+  clearInterval(timer);
+  db.close();
+  port.close();
+});
