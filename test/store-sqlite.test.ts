@@ -134,6 +134,36 @@ describe('SqliteStore (SQLite specifics)', () => {
     await store.close();
   });
 
+  it('what waits while the thread commits is committed together, each request on its own: a failing small write fails alone, a failing group fails the groups behind it until the failure is seen', async () => {
+    const file = path.join(tempDir(), 'picket.db');
+    const store = SqliteStore.open({ path: file, synchronous: 'full' });
+    await store.migrate();
+    await store.appendEvents([{ oid: 'o', sid: 's', event_type: 'T', event_time: 0, event_id: 'first', json: '{}' }], []);
+    const thread = (store as unknown as { appender: AppendThread }).appender;
+    expect(thread).toBeInstanceOf(AppendThread);
+    const ev = (id: string) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: 1, event_id: id, json: '{}' });
+    const badTask = { task_id: 't', oid: 'o', sid: 's', command: 'x', investigation_id: null, created: 1, expires: null, state: 'bogus', sent_at: null, received_at: null, answered_at: null, error: null, answer: null };
+    // A large group first: everything after it reaches the thread while it commits.
+    const big = Array.from({ length: 50_000 }, (_, i) => ({ ...ev(`b${i}`), json: JSON.stringify({ pad: 'x'.repeat(300) }) }));
+    const outcome = await Promise.allSettled([
+      store.appendEvents(big, [{ sid: 's', stream_id: 'A', seq: 1 }]),
+      thread.write([['INSERT INTO no_such_table VALUES (?)', [1]]]),
+      thread.write([['INSERT INTO sequence_marks (sid, stream_id, seq) VALUES (?, ?, ?)', ['w', 'A', 9]]]),
+      store.appendEvents([ev('g2')], [{ sid: 's', stream_id: 'A', seq: 2 }]),
+      store.appendEvents([ev('g3')], [{ sid: 's', stream_id: 'A', seq: 3 }], { create: [badTask as never] }),
+      store.appendEvents([ev('g4')], [{ sid: 's', stream_id: 'A', seq: 4 }]),
+    ]);
+    expect(outcome.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    expect((outcome[5] as PromiseRejectedResult).reason.message).toMatch(/an earlier group commit failed/);
+    expect(await store.getSequenceMark('w')).toEqual({ sid: 'w', stream_id: 'A', seq: 9 });
+    expect(await store.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 2 });
+    // Once the failure is seen, groups commit again.
+    await store.appendEvents([ev('g3')], [{ sid: 's', stream_id: 'A', seq: 3 }]);
+    expect(await store.getSequenceMark('s')).toEqual({ sid: 's', stream_id: 'A', seq: 3 });
+    expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBe(50_003);
+    await store.close();
+  });
+
   it('a dead append thread costs the group it held, never an acknowledged one, and later commits run in-thread', async () => {
     const file = path.join(tempDir(), 'picket.db');
     const store = SqliteStore.open({ path: file, synchronous: 'full' });
