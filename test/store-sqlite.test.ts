@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AppendThread } from '../src/store/sqlite/append-thread.js';
+import { CheckpointThread } from '../src/store/sqlite/checkpoint-thread.js';
 import { openDatabase } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -111,13 +112,18 @@ describe('SqliteStore (SQLite specifics)', () => {
     const file = path.join(tempDir(), 'picket.db');
     const store = SqliteStore.open({ path: file, synchronous: 'full' });
     await store.migrate();
+    await store.appendEvents([{ oid: 'o', sid: 'p', event_type: 'T', event_time: 1, event_id: 'first', json: '{}' }], []);
+    // Beside the checkpoint thread, the append thread checkpoints only past the fallback threshold.
+    expect((store as unknown as { checkpointer: unknown }).checkpointer).toBeInstanceOf(CheckpointThread);
+    expect((store as unknown as { appender: AppendThread }).appender.autocheckpointPages).toBe(WAL_FALLBACK_CHECKPOINT_PAGES);
     const initialSize = statSync(file).size;
-    // About 40,000 events, a few thousand pages of WAL: far below the append thread's fallback threshold, so neither committing
-    // connection checkpoints; only the checkpoint thread can have written them to the database file.
+    // 160,000 events, about 20,000 pages of WAL: past the checkpoint thread's threshold, below the append
+    // thread's fallback, so neither committing connection checkpoints; only the checkpoint thread can have
+    // written them to the database file.
     const group = (g: number) => Array.from({ length: 2000 }, (_, i) => ({ oid: 'o', sid: `s${i % 50}`, event_type: 'T', event_time: g * 10_000 + i, event_id: `g${g}-${i}`, json: JSON.stringify({ pad: 'x'.repeat(300) }) }));
-    for (let g = 0; g < 20; g++) await store.appendEvents(group(g), [{ sid: 's0', stream_id: 'A', seq: g + 1 }]);
-    expect(statSync(`${file}-wal`).size / 4096).toBeLessThan(WAL_FALLBACK_CHECKPOINT_PAGES / 4);
-    await waitFor(() => statSync(file).size > initialSize + 10 * 1024 * 1024, { message: 'the database file grown by the checkpoints' });
+    for (let g = 0; g < 80; g++) await store.appendEvents(group(g), [{ sid: 's0', stream_id: 'A', seq: g + 1 }]);
+    await waitFor(() => statSync(file).size > initialSize + 20 * 1024 * 1024, { message: 'the database file grown by the checkpoints' });
+    expect(statSync(`${file}-wal`).size / 4096).toBeLessThan(WAL_FALLBACK_CHECKPOINT_PAGES);
     // Once everything is copied, the next commit writes the WAL from its beginning: it stays small.
     const probe = new Database(file);
     try {
@@ -130,7 +136,7 @@ describe('SqliteStore (SQLite specifics)', () => {
     } finally {
       probe.close();
     }
-    expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBeGreaterThanOrEqual(40_001);
+    expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBeGreaterThanOrEqual(160_001);
     await store.close();
   });
 

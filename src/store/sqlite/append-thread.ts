@@ -61,7 +61,7 @@ export class AppendThread {
   private readonly exited: Promise<void>;
 
   /** `autocheckpointPages`: the thread's own checkpoints, a fallback when a checkpoint thread runs beside it. */
-  constructor(workerFile: string, path: string, synchronous: SqliteSynchronous, autocheckpointPages: number) {
+  constructor(workerFile: string, path: string, synchronous: SqliteSynchronous, readonly autocheckpointPages: number) {
     this.worker = new Worker(workerFile, { workerData: { path, synchronous, autocheckpointPages } });
     this.worker.on('message', (reply: AppendReply) => {
       const waiter = this.pending.get(reply.id);

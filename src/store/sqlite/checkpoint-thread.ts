@@ -1,14 +1,14 @@
 // WAL checkpoints on a thread of their own. SQLite copies the WAL back into the database file (a
 // checkpoint) on the connection that commits, once the WAL holds `wal_autocheckpoint` pages: the group
 // commit that crosses the threshold then also writes up to 40 MiB to the database file and fsyncs it, and
-// every batch behind it waits (at half load it was most of the acknowledgement's p99). This thread runs
-// PASSIVE checkpoints every few milliseconds on its own connection instead; the append thread keeps a
-// checkpoint threshold several times higher as a fallback, reached only when writes never pause long
-// enough for the checkpoints to catch up (docs/performance.md).
+// every batch behind it waits (at half load it was most of the acknowledgement's p99). This thread looks
+// at the WAL every 50 ms and runs PASSIVE checkpoints on its own connection once it holds as many pages;
+// the append thread keeps a threshold several times higher as a fallback, reached only when writes never
+// pause long enough for the checkpoints to catch up (docs/performance.md).
 import { Worker } from 'node:worker_threads';
-import type { SqliteSynchronous } from './connection.js';
+import { WAL_AUTOCHECKPOINT_PAGES, type SqliteSynchronous } from './connection.js';
 
-/** How often the thread checkpoints, ms: a pass then copies what a few commits wrote. */
+/** How often the thread looks at the WAL's size, ms. */
 export const CHECKPOINT_INTERVAL_MS = 50;
 
 export class CheckpointThread {
@@ -16,7 +16,7 @@ export class CheckpointThread {
   private readonly exited: Promise<void>;
 
   constructor(workerFile: string, path: string, synchronous: SqliteSynchronous, onError: (message: string) => void) {
-    this.worker = new Worker(workerFile, { workerData: { path, synchronous, intervalMs: CHECKPOINT_INTERVAL_MS } });
+    this.worker = new Worker(workerFile, { workerData: { path, synchronous, intervalMs: CHECKPOINT_INTERVAL_MS, thresholdPages: WAL_AUTOCHECKPOINT_PAGES } });
     this.worker.on('message', (m: { error?: string }) => {
       if (m.error) onError(m.error);
     });
