@@ -60,13 +60,17 @@ export class EventWriter {
   }
 
   /**
-   * Calls `resume` once the queue is down to one group's worth (at once if it already is); returns a
-   * function that cancels the call (for a producer that goes away first).
+   * Calls `resume` once the queue is down to one group's worth (on the next microtask if it already is:
+   * never before the caller holds the returned function); returns a function that cancels the call (for
+   * a producer that goes away first).
    */
   whenRoom(resume: () => void): () => void {
     if (this.queuedEvents < this.maxEventsPerCommit) {
-      resume();
-      return () => undefined;
+      let cancelled = false;
+      queueMicrotask(() => {
+        if (!cancelled) resume();
+      });
+      return () => void (cancelled = true);
     }
     this.waiting.add(resume);
     return () => void this.waiting.delete(resume);
