@@ -2,6 +2,7 @@
 // the WAL's committed pages back into the database file while the append thread keeps committing. A
 // PASSIVE checkpoint never takes the write lock, so no commit waits for it.
 import { closeSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase, type SqliteSynchronous } from './connection.js';
 
@@ -26,12 +27,13 @@ interface CheckpointRow {
  * be stale or torn: it only decides when to checkpoint, never what. Infinity when it cannot be read.
  */
 const shm = Buffer.alloc(20);
+const LITTLE_ENDIAN = endianness() === 'LE';
 let shmFd: number | null = null;
 function walFrames(): number {
   try {
     shmFd ??= openSync(`${path}-shm`, 'r');
     if (readSync(shmFd, shm, 0, 20, 0) < 20) return Infinity;
-    return shm.readUInt32LE(16);
+    return LITTLE_ENDIAN ? shm.readUInt32LE(16) : shm.readUInt32BE(16);
   } catch {
     return Infinity;
   }
