@@ -28,7 +28,7 @@ export async function connectionsBenchmark(ctx: BenchContext): Promise<Omit<Benc
     const heap0 = await heap();
     ctx.log(`picket: ${n} simulated sensors enroll, hold ${holdS} s with heartbeats and light telemetry, then a reconnect storm`);
     let maxSessions = 0;
-    let sample: { rss: number; heap: number } | null = null;
+    const samples: Array<{ rss: number; heap: number }> = [];
     let allOnlineAt = 0;
     const running = simulate(server, ['--sensors', String(n), '--eps', String(Math.max(1, Math.round(n / 5))), '--duration', String(holdS), '--connect-rate', '1000', '--connect-concurrency', '1000', '--max-inflight', '2', '--hostname-prefix', 'conn', '--storm'], ctx.progress);
     let done = false;
@@ -38,22 +38,28 @@ export async function connectionsBenchmark(ctx: BenchContext): Promise<Omit<Benc
       const sessions = m.get('picket_sensor_sessions') ?? 0;
       maxSessions = Math.max(maxSessions, sessions);
       if (sessions >= n && !allOnlineAt) allOnlineAt = Date.now();
-      // Sample memory once every sensor has been online for a while with heartbeats flowing.
-      if (allOnlineAt && !sample && Date.now() - allOnlineAt >= (holdS / 2) * 1000) sample = { rss: m.get('picket_process_resident_memory_bytes') ?? NaN, heap: m.get('picket_nodejs_heap_size_used_bytes') ?? NaN };
+      // Memory is sampled every half second through the hold, once every sensor has been online for 5 s
+      // (heartbeats and telemetry flowing) and until a second before the storm: a single sample lands
+      // anywhere in V8's collection cycle and swung by a quarter between runs of the same code.
+      const held = allOnlineAt ? Date.now() - allOnlineAt : -1;
+      if (sessions >= n && held >= 5000 && held <= (holdS - 1) * 1000) samples.push({ rss: m.get('picket_process_resident_memory_bytes') ?? NaN, heap: m.get('picket_nodejs_heap_size_used_bytes') ?? NaN });
       await new Promise((r) => setTimeout(r, 500));
     }
     const summary = await running;
-    const perSensorKiB = sample ? (sample.rss - rss0) / n / 1024 : null;
-    const heapPerSensorKiB = sample ? (sample.heap - heap0) / n / 1024 : null;
-    ctx.log(`  max sessions ${maxSessions}, ${perSensorKiB === null ? '?' : round(perSensorKiB)} KiB per sensor, storm ${summary.reconnect_storm_ms} ms`);
+    const perSensor = (values: number[], base: number): number | null => (values.length ? (median(values) - base) / n / 1024 : null);
+    const perSensorKiB = perSensor(samples.map((s) => s.rss), rss0);
+    const peakPerSensorKiB = samples.length ? (Math.max(...samples.map((s) => s.rss)) - rss0) / n / 1024 : null;
+    const heapPerSensorKiB = perSensor(samples.map((s) => s.heap), heap0);
+    ctx.log(`  max sessions ${maxSessions}, ${perSensorKiB === null ? '?' : round(perSensorKiB)} KiB per sensor (median of ${samples.length} samples; peak ${peakPerSensorKiB === null ? '?' : round(peakPerSensorKiB)}), storm ${summary.reconnect_storm_ms} ms`);
     const result = {
       name: 'connections',
       title: 'Connections',
       status: 'measured' as const,
       figures: {
         sensors_connected: { value: maxSessions, unit: 'sensors', description: `most sessions the server reported at once (of ${n} simulated)` },
-        memory_per_sensor_kib: { value: perSensorKiB === null ? null : round(perSensorKiB), unit: 'KiB', description: 'server resident memory growth per connected sensor, sampled mid-hold' },
-        heap_per_sensor_kib: { value: heapPerSensorKiB === null ? null : round(heapPerSensorKiB), unit: 'KiB', description: 'server JS heap growth per connected sensor' },
+        memory_per_sensor_kib: { value: perSensorKiB === null ? null : round(perSensorKiB), unit: 'KiB', description: `server resident memory growth per connected sensor, median of ${samples.length} samples through the hold` },
+        memory_peak_per_sensor_kib: { value: peakPerSensorKiB === null ? null : round(peakPerSensorKiB), unit: 'KiB', description: 'same, the highest sample' },
+        heap_per_sensor_kib: { value: heapPerSensorKiB === null ? null : round(heapPerSensorKiB), unit: 'KiB', description: 'server JS heap growth per connected sensor (used, garbage included), median' },
         enroll_all_s: { value: summary.all_online_ms === null ? null : round(summary.all_online_ms / 1000, 1), unit: 's', description: 'time to enroll and connect every sensor at up to 1,000 new sessions/s' },
         reconnect_storm_s: { value: summary.reconnect_storm_ms === null ? null : round(summary.reconnect_storm_ms / 1000, 1), unit: 's', description: 'all sessions dropped at once, time until every sensor is online again' },
         connect_p99_ms: { value: summary.connect_ms.p99, unit: 'ms', description: 'hello → welcome, p99 (enrollment and reconnects)' },
@@ -88,6 +94,12 @@ export async function connectionsBenchmark(ctx: BenchContext): Promise<Omit<Benc
   }
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 async function bareBaseline(n: number, holdS: number, ctx: BenchContext): Promise<{ perConnKiB: number; stormMs: number }> {
   const entry = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lib/bare-ws-server.js');
   const proc = spawn(process.execPath, [entry], { env: { ...process.env, PING_MS: String(PING_S * 1000) }, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -107,8 +119,14 @@ async function bareBaseline(n: number, holdS: number, ctx: BenchContext): Promis
     const clients: WebSocket[] = new Array(n);
     await connectAll(url, clients, 1000);
     ctx.progress(`bare ws: ${n} connected, holding`);
-    await new Promise((r) => setTimeout(r, (holdS / 2) * 1000));
-    const rss1 = (await mem()).rss;
+    // Sampled like Picket's: every half second through the hold, after the first 5 s; the median.
+    const samples: number[] = [];
+    const holdStart = Date.now();
+    while (Date.now() - holdStart < holdS * 1000) {
+      if (Date.now() - holdStart >= 5000) samples.push((await mem()).rss);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const rss1 = median(samples);
     for (const c of clients) c.terminate();
     while ((await mem()).clients > 0) await new Promise((r) => setTimeout(r, 100));
     const t0 = Date.now();

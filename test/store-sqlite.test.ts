@@ -170,6 +170,19 @@ describe('SqliteStore (SQLite specifics)', () => {
     await store.close();
   });
 
+  it('groups of different sizes handed over back to back are stored exactly (the hand-over array is reused and emptied)', async () => {
+    const store = SqliteStore.open({ path: path.join(tempDir(), 'picket.db'), synchronous: 'full' });
+    await store.migrate();
+    const ev = (id: string) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: 1, event_id: id, json: JSON.stringify({ id }) });
+    const groups = [['a1', 'a2', 'a3', 'a4'], ['b1'], ['c1', 'c2'], [], ['d1', 'd2', 'd3']];
+    // Not awaited one by one: each is handed over while the one before it commits.
+    await Promise.all(groups.map((ids) => store.appendEvents(ids.map(ev), [])));
+    expect((store as unknown as { appender: unknown }).appender).toBeInstanceOf(AppendThread);
+    const rows = await store.readLog({ oid: 'o', stream: 'event', afterSeq: 0, limit: 100 });
+    expect(rows.map((r) => (JSON.parse(r.json) as { id: string }).id)).toEqual(groups.flat());
+    await store.close();
+  });
+
   it('a dead append thread costs the group it held, never an acknowledged one, and later commits run in-thread', async () => {
     const file = path.join(tempDir(), 'picket.db');
     const store = SqliteStore.open({ path: file, synchronous: 'full' });

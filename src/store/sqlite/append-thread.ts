@@ -56,6 +56,8 @@ export class AppendThread {
   private readonly appends = new Set<number>();
   /** Groups handed over and not yet answered: close() lets them finish. */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Every group is flattened into this one array, cloned by postMessage and emptied again (flattenEvents). */
+  private readonly flat: Array<string | number | null> = [];
   private nextId = 1;
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
@@ -90,8 +92,8 @@ export class AppendThread {
   append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
     return this.send((id) => {
       this.appends.add(id);
-      return { id, events: flattenEvents(events), marks, tasks };
-    });
+      return { id, events: flattenEvents(events, this.flat), marks, tasks };
+    }, () => this.flat.fill(null));
   }
 
   /**
@@ -102,12 +104,17 @@ export class AppendThread {
     return this.send((id) => ({ id, statements }));
   }
 
-  private send(request: (id: number) => AppendRequest): Promise<void> {
+  /** `afterPost`: runs once the request has been cloned for the thread. */
+  private send(request: (id: number) => AppendRequest, afterPost?: () => void): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const done = new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(request(id));
+      try {
+        this.worker.postMessage(request(id));
+      } finally {
+        afterPost?.();
+      }
     });
     this.inFlight.add(done);
     const forget = (): void => void this.inFlight.delete(done);
