@@ -477,13 +477,16 @@ export class SensorSession implements RegisteredSession {
       this.ctx.metrics.ingestReadPauses.inc();
       this.updateReading();
     }
+    // The callbacks below keep numbers, not the batch: the decoded batch is garbage once its envelopes are
+    // built, and kept until the commit (seconds at full load) it would be collected from the old generation.
     const seq = batch.seq;
+    const received = batch.events.length;
     // Answers to tasks move their tasks in the same group commit as the events themselves.
     const tasks = answers ? { update: answerUpdates(this.sid, answers, this.ctx.now()) } : undefined;
     this.track(this.ctx.writer.submit(events, { sid: this.sid, stream_id: this.streamId, seq }, tasks)).then(
       () => {
         this.inflight--;
-        this.ctx.runtime?.received(template.routing, batch.events.length, frameBytes);
+        this.ctx.runtime?.received(template.routing, received, frameBytes);
         this.sendAck(seq);
         if (this.paused && this.inflight < this.wire.maxInflight(this.ctx.config)) {
           this.paused = false;
