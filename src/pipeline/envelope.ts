@@ -2,7 +2,7 @@
 // fields are constant between tag changes, so they are serialised once into a template and each event
 // only adds its type, time, id and payload: one JSON.stringify of the payload per event on the hot path.
 import { newId } from '../domain/ids.js';
-import { detachedString } from '../domain/strings.js';
+import { detachedString, flattened } from '../domain/strings.js';
 
 /** Routing fields that describe the sensor an event comes from (constant during a session). */
 export interface SensorRouting {
@@ -62,9 +62,10 @@ export class RoutingTemplate {
       if (extras.parent !== undefined) tail += `,"parent":${JSON.stringify(extras.parent)}`;
       if (extras.target !== undefined) tail += `,"target":${JSON.stringify(extras.target)}`;
     }
-    return (
+    // Flat at once: it is stored, handed to the append thread and published as one string (domain/strings.ts).
+    return flattened(
       `${this.prefix}"event_type":${JSON.stringify(eventType)},"event_time":${eventTime},"event_id":"${eventId}"${tail}},` +
-      `"event":${payloadJson}}`
+        `"event":${payloadJson}}`,
     );
   }
 

@@ -429,10 +429,13 @@ export class SensorSession implements RegisteredSession {
     let syncAt = 0;
     for (let i = 0; i < batch.events.length; i++) {
       const e = batch.events[i]!;
-      const type = e.event_type;
+      const entry = lookupEvent(e.event_type);
+      // The catalogue's own string, or a copy: a string decoded from the frame may hold the batch's text alive
+      // for as long as the event waits for its commit.
+      const type = entry ? entry.eventType : detachedString(e.event_type);
       if (e.event_time < MIN_EVENT_TIME_MS) return this.fail(CloseCode.badMessage, `events[${i}].event_time: must be Unix milliseconds`, 'invalid_event');
       if (isCloudProduced(type)) return this.fail(CloseCode.badMessage, `events[${i}].event_type: ${type} is produced by the cloud, not by sensors`, 'invalid_event');
-      if (lookupEvent(type)) {
+      if (entry) {
         const check = validatePayload(type, e.event);
         if (!check.valid) {
           const first = check.errors[0];
