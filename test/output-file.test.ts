@@ -52,6 +52,22 @@ describe('file output module', () => {
     expect(readAll(dir)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 
+  it('writes each record as one UTF-8 line, byte for byte, whatever its characters', async () => {
+    const data = dataDir();
+    const m = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: 'utf8.jsonl' } });
+    const texts = ['plain', 'Grüße aus Köln', '日本語のパス', 'emoji 🛡️ and a lone \ud800 surrogate', 'quote " and \\ backslash'];
+    const batch: OutputRecord[] = texts.map((t, i) => {
+      const body = { routing: { event_type: 'T' }, event: { n: i, t } };
+      return { seq: i + 1, oid: 'o', sid: null, event_type: 'T', event_time: 0, body, json: JSON.stringify(body) };
+    });
+    await m.send(batch);
+    await m.send([]);
+    await m.close();
+    const raw = readFileSync(path.join(data, 'outputs', 'utf8.jsonl'));
+    expect(raw.equals(Buffer.from(batch.map((r) => `${r.json}\n`).join(''), 'utf8'))).toBe(true);
+    expect(raw.toString('utf8').split('\n').filter((l) => l).map((l) => (JSON.parse(l) as { event: { t: string } }).event.t)).toEqual(texts.map((t) => JSON.parse(JSON.stringify(t)) as string));
+  });
+
   it('rotates by age (sec_per_file), without gzip when not asked', async () => {
     const data = dataDir();
     const m = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields: { dest_path: 'aged.jsonl', sec_per_file: 1 } });

@@ -34,6 +34,8 @@ function streamClause(stream: OutputStream): string {
 export const SET_OUTPUT_CURSOR = 'UPDATE output_cursors SET seq = ? WHERE oid = ? AND name = ? AND seq < ?';
 
 export class OutputTables {
+  private readonly readStatements = new Map<string, Database.Statement>();
+
   constructor(private readonly db: Database.Database) {}
 
   listOutputs(oid: string | undefined): OutputConfig[] {
@@ -91,7 +93,10 @@ export class OutputTables {
   readLog(q: LogQuery): LogRow[] {
     const sql = `SELECT seq, oid, sid, event_type, json FROM events WHERE oid = ? AND ${streamClause(q.stream)} AND seq > ? ORDER BY seq LIMIT ?`;
     const params = q.stream === 'event' ? [q.oid, q.afterSeq, q.limit] : [q.oid, q.stream, q.afterSeq, q.limit];
-    return this.db.prepare(sql).all(...params) as LogRow[];
+    // Every output reads here after every commit: the statement is prepared once.
+    let statement = this.readStatements.get(sql);
+    if (!statement) this.readStatements.set(sql, (statement = this.db.prepare(sql)));
+    return statement.all(...params) as LogRow[];
   }
 
   countLog(q: Omit<LogQuery, 'limit'> & { upToSeq: number }): number {
