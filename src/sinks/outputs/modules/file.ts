@@ -33,7 +33,6 @@ interface FilePosition {
   bytes: number;
 }
 
-
 /**
  * The records as JSON lines, encoded once into one buffer. A string built line by line is a tree of
  * pieces that measuring its UTF-8 length would copy flat, and writing it would encode it again.
@@ -49,6 +48,7 @@ function jsonLines(records: ReadonlyArray<OutputRecord>): Buffer {
   }
   return buf.subarray(0, at);
 }
+
 class FileOutput implements OutputModule {
   readonly batching = { maxRecords: 5000, maxWaitMs: 0 };
   private handle: FileHandle | null = null;
