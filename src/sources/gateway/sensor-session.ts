@@ -28,6 +28,21 @@ type State = 'awaiting-hello' | 'admitting' | 'open' | 'closed';
 /** Smallest plausible event_time in ms (2001-09-09): anything lower is a sensor sending seconds. */
 const MIN_EVENT_TIME_MS = 1e12;
 
+/** Copies of the event types sensors send that the catalogue does not know (a handful per fleet), bounded. */
+const customTypes = new Map<string, string>();
+const MAX_CUSTOM_TYPES = 1024;
+
+/** A contiguous string of its own for a type the catalogue does not know: one copy per type, not per event. */
+function customType(decoded: string): string {
+  let type = customTypes.get(decoded);
+  if (type === undefined) {
+    if (customTypes.size >= MAX_CUSTOM_TYPES) customTypes.clear();
+    type = detachedString(decoded);
+    customTypes.set(type, type);
+  }
+  return type;
+}
+
 /** Rate limits of refusal events (decisions.md §3): at most one per sensor per window. */
 export const OVER_QUOTA_NOTICE_WINDOW_MS = 10 * 60_000;
 export const DELETED_NOTICE_WINDOW_MS = 24 * 3600_000;
@@ -432,7 +447,7 @@ export class SensorSession implements RegisteredSession {
       const entry = lookupEvent(e.event_type);
       // The catalogue's own string, or a copy: a string decoded from the frame may hold the batch's text alive
       // for as long as the event waits for its commit.
-      const type = entry ? entry.eventType : detachedString(e.event_type);
+      const type = entry ? entry.eventType : customType(e.event_type);
       if (e.event_time < MIN_EVENT_TIME_MS) return this.fail(CloseCode.badMessage, `events[${i}].event_time: must be Unix milliseconds`, 'invalid_event');
       if (isCloudProduced(type)) return this.fail(CloseCode.badMessage, `events[${i}].event_type: ${type} is produced by the cloud, not by sensors`, 'invalid_event');
       if (entry) {
