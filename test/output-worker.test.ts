@@ -114,4 +114,73 @@ describe('OutputWorker on a real event log', () => {
     // Working again: the error is cleared.
     await waitFor(async () => !(await store.listOrgErrors(OID)).some((e) => e.component === 'outputs/archive'), { message: 'the queue error cleared' });
   });
+  it('writes its position beside delivery: a cursor write that takes long holds back no batch, and the last position is written on stop', async () => {
+    const { store, config } = await openLog();
+    const real = new StoreOutputQueue(store, config);
+    // Cursor writes wait for the test to let them through (on one node they queue behind group commits).
+    const gates: Array<() => void> = [];
+    const committed: number[] = [];
+    const queue: OutputQueue = {
+      open: () => real.open(), read: (after, limit) => real.read(after, limit), end: () => real.end(), backlog: (after, limit, exact) => real.backlog(after, limit, exact), close: async () => undefined,
+      commit: async (seq) => {
+        await new Promise<void>((resolve) => gates.push(resolve));
+        await real.commit(seq);
+        committed.push(seq);
+      },
+    };
+    const delivered: number[] = [];
+    const module: OutputModule = { batching: { maxRecords: 2, maxWaitMs: 0 }, send: async (records) => void delivered.push(...records.map((r) => r.event_time)), close: async () => undefined };
+    const worker = new OutputWorker(config, module, {
+      store, queue, metrics: new Metrics(), logger: silentLogger(), now: Date.now,
+      policy: { retryBaseMs: 10, retryCapMs: 100, pauseAfter: 10, pauseMs: 1000, queueLimit: 1_000_000, overflow: 'keep', idlePollMs: 20 },
+    });
+    await store.appendEvents([1, 2, 3, 4, 5, 6, 7].map((n) => event(n, null)), []);
+    worker.start();
+    // The first batch's position is being written and stays blocked: the other batches go out meanwhile.
+    await waitFor(() => delivered.length === 7, { message: 'every batch delivered while the first cursor write is blocked' });
+    expect(gates).toHaveLength(1);
+    expect(committed).toEqual([]);
+    const end = await store.lastLogSeq();
+    expect(worker.position).toBe(end);
+    // Stopping waits for the write under way, then writes the last position.
+    const stopped = worker.stop();
+    gates.shift()!();
+    await waitFor(() => gates.length === 1, { message: 'the last position written on stop' });
+    gates.shift()!();
+    await stopped;
+    expect(committed.at(-1)).toBe(end);
+    expect(await store.getOutputCursor(OID, 'archive')).toBe(end);
+  });
+
+  it('a cursor write that fails is the queue\'s failure: recorded, the queue reopened, delivery carried on once from its position', async () => {
+    const { store, config } = await openLog();
+    const real = new StoreOutputQueue(store, config);
+    let failCommits = true;
+    let opens = 0;
+    const queue: OutputQueue = {
+      open: async () => (opens++, real.open()), read: (after, limit) => real.read(after, limit), end: () => real.end(), backlog: (after, limit, exact) => real.backlog(after, limit, exact), close: async () => undefined,
+      commit: async (seq) => {
+        if (failCommits) throw new Error('cursor table locked');
+        await real.commit(seq);
+      },
+    };
+    const delivered: number[] = [];
+    const module: OutputModule = { batching: { maxRecords: 100, maxWaitMs: 0 }, send: async (records) => void delivered.push(...records.map((r) => r.event_time)), close: async () => undefined };
+    const worker = new OutputWorker(config, module, {
+      store, queue, metrics: new Metrics(), logger: silentLogger(), now: Date.now,
+      policy: { retryBaseMs: 10, retryCapMs: 100, pauseAfter: 10, pauseMs: 1000, queueLimit: 1_000_000, overflow: 'keep', idlePollMs: 20 },
+    });
+    cleanups.push(() => worker.stop());
+    await store.appendEvents([1, 2].map((n) => event(n, null)), []);
+    worker.start();
+    const error = await waitFor(async () => (await store.listOrgErrors(OID)).find((e) => e.component === 'outputs/archive'), { message: 'the failed cursor write recorded' });
+    expect(error.error).toMatch(/^queue: cursor table locked/);
+    failCommits = false;
+    await store.appendEvents([3].map((n) => event(n, null)), []);
+    worker.wake();
+    const end = await store.lastLogSeq();
+    await waitFor(async () => (await store.getOutputCursor(OID, 'archive')) === end, { timeoutMs: 15_000, message: 'the position written once the queue works again' });
+    expect(opens).toBeGreaterThanOrEqual(2);
+    expect(delivered).toEqual([1, 2, 3]);
+  });
 });

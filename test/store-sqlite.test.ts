@@ -12,7 +12,7 @@ import { AppendThread } from '../src/store/sqlite/append-thread.js';
 import { CheckpointThread } from '../src/store/sqlite/checkpoint-thread.js';
 import { openDatabase } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { COUNT_SLICE_POSITIONS, SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { WAL_AUTOCHECKPOINT_PAGES, WAL_FALLBACK_CHECKPOINT_PAGES } from '../src/store/sqlite/connection.js';
 import { streamParams, streamSql, timelineParams, timelineSql } from '../src/store/sqlite/timeline.js';
 import { runStoreContract } from './contract/store-contract.js';
@@ -26,6 +26,14 @@ function tempDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'picket-store-'));
   tempDirs.push(dir);
   return dir;
+}
+
+/** A store on a new file, migrated. */
+async function migratedStore(synchronous: 'full' | 'normal'): Promise<{ file: string; store: SqliteStore }> {
+  const file = path.join(tempDir(), 'picket.db');
+  const store = SqliteStore.open({ path: file, synchronous });
+  await store.migrate();
+  return { file, store };
 }
 
 afterAll(() => {
@@ -47,9 +55,7 @@ runStoreContract('sqlite, commits in-thread', async () => {
 
 describe('SqliteStore (SQLite specifics)', () => {
   it('commits the event log on its append thread: the event loop keeps running during a commit', async () => {
-    const file = path.join(tempDir(), 'picket.db');
-    const store = SqliteStore.open({ path: file, synchronous: 'full' });
-    await store.migrate();
+    const { file, store } = await migratedStore('full');
     await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
     const events = Array.from({ length: 20_000 }, (_, i) => ({
       oid: 'o', sid: 's', event_type: 'T', event_time: i, event_id: `e${i}`, json: JSON.stringify({ routing: { i }, event: { pad: 'x'.repeat(200) } }),
@@ -72,9 +78,7 @@ describe('SqliteStore (SQLite specifics)', () => {
   });
 
   it("the main thread's small writes (cursors, alive, usage) go to the append thread, queued behind the group it is committing", async () => {
-    const file = path.join(tempDir(), 'picket.db');
-    const store = SqliteStore.open({ path: file, synchronous: 'full' });
-    await store.migrate();
+    const { store } = await migratedStore('full');
     await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
     await store.putOutput({ oid: 'o', name: 'out', module: 'file', stream: 'event', filters: {} as never, shape: {} as never, fields: {}, created: 1, updated: 1 });
     await store.createSensor({ sid: 's', oid: 'o', iid: 'i', secret_hash: 'x', tags: [], enroll: 1, hostname: 'h', plat: 1, arch: 1, int_ip: '', ext_ip: '', mac: '', fingerprint: 'f', sensor_version: '1', kernel: false });
@@ -109,9 +113,7 @@ describe('SqliteStore (SQLite specifics)', () => {
   });
 
   it('the checkpoint thread copies the WAL into the database file while groups are committed, and the WAL starts over once it is all copied', async () => {
-    const file = path.join(tempDir(), 'picket.db');
-    const store = SqliteStore.open({ path: file, synchronous: 'full' });
-    await store.migrate();
+    const { file, store } = await migratedStore('full');
     await store.appendEvents([{ oid: 'o', sid: 'p', event_type: 'T', event_time: 1, event_id: 'first', json: '{}' }], []);
     // Beside the checkpoint thread, the append thread checkpoints only past the fallback threshold.
     expect((store as unknown as { checkpointer: unknown }).checkpointer).toBeInstanceOf(CheckpointThread);
@@ -141,9 +143,7 @@ describe('SqliteStore (SQLite specifics)', () => {
   });
 
   it('what waits while the thread commits is committed together, each request on its own: a failing small write fails alone, a failing group fails the groups behind it until the failure is seen', async () => {
-    const file = path.join(tempDir(), 'picket.db');
-    const store = SqliteStore.open({ path: file, synchronous: 'full' });
-    await store.migrate();
+    const { store } = await migratedStore('full');
     await store.appendEvents([{ oid: 'o', sid: 's', event_type: 'T', event_time: 0, event_id: 'first', json: '{}' }], []);
     const thread = (store as unknown as { appender: AppendThread }).appender;
     expect(thread).toBeInstanceOf(AppendThread);
@@ -183,10 +183,84 @@ describe('SqliteStore (SQLite specifics)', () => {
     await store.close();
   });
 
+  it('outputs that keep up read the last groups from memory, and get exactly what the file holds', async () => {
+    const { file, store } = await migratedStore('full');
+    const ev = (id: string, oid: string, stream: string | null) => ({ oid, sid: 's', event_type: 'T', event_time: 1, event_id: id, json: JSON.stringify({ id }), stream });
+    const streams = [null, 'audit', 'event'] as const;
+    let n = 0;
+    const group = (size: number) => Array.from({ length: size }, () => ev(`e${++n}`, n % 3 === 0 ? 'p' : 'o', streams[n % 3]!));
+    await Promise.all([store.appendEvents(group(7), []), store.appendEvents(group(1), []), store.appendEvents(group(12), [])]);
+    // Rows the memory did not see: inserted on the main connection (billing) between groups.
+    await store.closeUsagePeriod(1, [ev('billing-1', 'o', 'billing'), ev('billing-2', 'o', null)], 2);
+    await store.appendEvents(group(5), []);
+    // The last group again, without its report: what memory holds ends before the file does.
+    const recent = (store as unknown as { recent: { low: number; high: number } }).recent;
+    expect(recent.high).toBe(await store.lastLogSeq());
+    // The last group as if its report had not arrived yet: memory ends two positions before the file.
+    await store.appendEvents(group(4), []);
+    const last = await store.lastLogSeq();
+    (recent as unknown as { chunks: Array<{ events: unknown[] }> }).chunks.at(-1)!.events.length -= 2;
+    expect(recent.high).toBe(last - 2);
+    expect(recent.low).toBeGreaterThan(20);
+    // What the file is asked for: only what lies beyond memory, when memory holds the start.
+    const tables = (store as unknown as { outputs: { readLog(q: { afterSeq: number }): unknown } }).outputs;
+    const asked: number[] = [];
+    const readFile = tables.readLog.bind(tables);
+    tables.readLog = (q) => (asked.push(q.afterSeq), readFile(q));
+    const direct = new Database(file, { readonly: true });
+    const fromFile = (oid: string, stream: string, after: number, limit: number) =>
+      direct.prepare(`SELECT seq, oid, sid, event_type, json FROM events WHERE oid = ? AND ${stream === 'event' ? 'stream IS NULL' : 'stream = ?'} AND seq > ? ORDER BY seq LIMIT ?`)
+        .all(...(stream === 'event' ? [oid, after, limit] : [oid, stream, after, limit]));
+    let compared = 0;
+    for (const oid of ['o', 'p']) {
+      for (const stream of ['event', 'audit', 'billing'] as const) {
+        for (let after = 0; after <= last; after++) {
+          for (const limit of [1, 3, 100]) {
+            asked.length = 0;
+            expect(await store.readLog({ oid, stream, afterSeq: after, limit }), `${oid} ${stream} after ${after} limit ${limit}`).toEqual(fromFile(oid, stream, after, limit));
+            if (after >= recent.low - 1) expect(Math.min(...asked)).toBeGreaterThanOrEqual(last - 2);
+            compared++;
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(100);
+    direct.close();
+    await store.close();
+  });
+
+  it('counts a long stretch of the log in slices, letting the event loop run between them, to the exact figure', async () => {
+    const { file, store } = await migratedStore('normal');
+    const total = COUNT_SLICE_POSITIONS * 2 + 1234;
+    const events = Array.from({ length: total }, (_, i) => ({
+      oid: i % 3 === 0 ? 'p' : 'o', sid: 's', event_type: 'T', event_time: i, event_id: `e${i}`, json: '{}', stream: i % 5 === 0 ? 'audit' : null,
+    }));
+    await store.appendEvents(events, []);
+    const direct = new Database(file, { readonly: true });
+    const exact = (oid: string, stream: string, after: number, upTo: number): number =>
+      (direct.prepare(`SELECT count(*) AS n FROM events WHERE oid = ? AND ${stream === 'event' ? 'stream IS NULL' : 'stream = ?'} AND seq > ? AND seq <= ?`)
+        .get(...(stream === 'event' ? [oid, after, upTo] : [oid, stream, after, upTo])) as { n: number }).n;
+    // Turns of the event loop taken while counting.
+    let turns = 0;
+    let counting = true;
+    const spin = (): void => {
+      turns++;
+      if (counting) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const whole = await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e12 });
+    counting = false;
+    expect(whole).toBe(exact('o', 'event', 0, total));
+    expect(turns).toBeGreaterThanOrEqual(2);
+    for (const [oid, stream, after, upTo] of [['o', 'audit', 17, total - 5], ['p', 'event', COUNT_SLICE_POSITIONS - 1, COUNT_SLICE_POSITIONS + 1], ['p', 'audit', 3, 3], ['o', 'event', total, total + 10]] as const) {
+      expect(await store.countLog({ oid, stream, afterSeq: after, upToSeq: upTo }), `${oid} ${stream} (${after}, ${upTo}]`).toBe(exact(oid, stream, after, upTo));
+    }
+    direct.close();
+    await store.close();
+  });
+
   it('a dead append thread costs the group it held, never an acknowledged one, and later commits run in-thread', async () => {
-    const file = path.join(tempDir(), 'picket.db');
-    const store = SqliteStore.open({ path: file, synchronous: 'full' });
-    await store.migrate();
+    const { store } = await migratedStore('full');
     const one = (id: string, seq: number) => store.appendEvents([{ oid: 'o', sid: 's', event_type: 'T', event_time: seq, event_id: id, json: '{}' }], [{ sid: 's', stream_id: 'A', seq }]);
     await one('e1', 1);
     const thread = (store as unknown as { appender: AppendThread }).appender;

@@ -1,7 +1,7 @@
 // Child processes a benchmark drives: a Picket server on a fresh data directory, and `picket simulate`
 // runs whose JSON summary is the measurement.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,9 @@ export async function startPicket(env: Record<string, string> = {}, dataDir?: st
   });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-  proc.stdout!.resume();
+  // PICKET_BENCH_SERVER_STDOUT: a file the server's stdout is appended to (e.g. with --trace-gc in the node args).
+  if (process.env.PICKET_BENCH_SERVER_STDOUT) proc.stdout!.pipe(createWriteStream(process.env.PICKET_BENCH_SERVER_STDOUT, { flags: 'a' }));
+  else proc.stdout!.resume();
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {

@@ -79,7 +79,10 @@ export interface OutputStatus {
 /** Longest time a delivered position waits before it is written to the store. */
 const CURSOR_PERSIST_MS = 500;
 
-/** Rows read from the log per step: enough for a full batch even when filters drop most of them. */
+/**
+ * Rows read from the log per step, at least: enough for a full batch even when filters drop most of
+ * them. A module that takes larger batches gets pages of its batch size (each batch costs it a flush).
+ */
 const READ_PAGE = 2000;
 
 /** Retry of a failed queue (store or bus unreachable): from 1 s, doubling up to 30 s. */
@@ -111,6 +114,10 @@ export class OutputWorker {
   private lagWarned = false;
   private persistedAt = -Infinity;
   private persistPending = false;
+  /** The cursor write under way (one at a time, off the delivery path). */
+  private persisting: Promise<void> | null = null;
+  /** A cursor write that failed: the queue's failure, raised at the next step. */
+  private persistError: Error | null = null;
   /** Events skipped over the queue limit since this worker started (drop_oldest), repeated in every error. */
   private skipped = 0;
   private queueCheckedAt = -Infinity;
@@ -154,7 +161,7 @@ export class OutputWorker {
     clearTimeout(timer);
     await this.module.close().catch((err: unknown) => this.deps.logger.warn({ err, output: this.config.name }, 'output module did not close cleanly'));
     await this.loop;
-    if (this.persistPending) await this.persistCursor().catch((err: unknown) => this.deps.logger.error({ err, output: this.config.name }, 'could not save the output cursor'));
+    await this.persistCursor().catch((err: unknown) => this.deps.logger.error({ err, output: this.config.name }, 'could not save the output cursor'));
     await this.deps.queue.close().catch((err: unknown) => this.deps.logger.warn({ err, output: this.config.name }, 'output queue did not close cleanly'));
     if (this.state === 'paused') this.deps.metrics.outputsPaused.dec();
     this.state = 'stopped';
@@ -235,15 +242,18 @@ export class OutputWorker {
   private async step(): Promise<void> {
     const { queue } = this.deps;
     const { oid, name } = this.config;
+    this.raisePersistError();
     await this.applyQueueLimit();
-    let rows = await queue.read(this.cursor, READ_PAGE);
+    const { maxRecords, maxWaitMs } = this.module.batching;
+    const page = Math.max(READ_PAGE, maxRecords);
+    let rows = await queue.read(this.cursor, page);
     if (rows.length === 0) {
       // Nothing of this output's stream waits. Positions after the cursor may still hold other streams'
       // events: move past them up to the log's end as read now (then confirmed: nothing of ours before it),
       // so the lag reads 0 when the output is caught up and the next read starts nearer the end.
       const end = await queue.end();
       if (end > this.cursor) {
-        rows = await queue.read(this.cursor, READ_PAGE);
+        rows = await queue.read(this.cursor, page);
         if (rows.length === 0) await this.advance(end);
       }
     }
@@ -255,7 +265,6 @@ export class OutputWorker {
       await this.sleep(this.deps.policy.idlePollMs);
       return;
     }
-    const { maxRecords, maxWaitMs } = this.module.batching;
     const records: OutputRecord[] = [];
     let through = this.cursor;
     for (const row of rows) {
@@ -269,7 +278,7 @@ export class OutputWorker {
       return;
     }
     // A partial batch waits (for more records, up to maxWaitMs) when the module batches by time.
-    if (records.length < maxRecords && maxWaitMs > 0 && rows.length < READ_PAGE) {
+    if (records.length < maxRecords && maxWaitMs > 0 && rows.length < page) {
       const now = this.deps.now();
       this.partialSince ??= now;
       const waited = now - this.partialSince;
@@ -323,24 +332,48 @@ export class OutputWorker {
   }
 
   /**
-   * Moves the cursor. It is written to the store at most every CURSOR_PERSIST_MS (each write is a commit,
-   * an fsync on the node's main thread) and when the worker stops; after a crash an output may repeat up to
-   * that much (at least once), except the file module, which knows its own position.
+   * Moves the cursor. It is written to the store at most every CURSOR_PERSIST_MS (each write is a commit)
+   * and when the worker stops; after a crash an output may repeat up to that much (at least once), except
+   * the file module, which knows its own position. The write runs beside delivery, one at a time: on one
+   * node it is queued behind the group commits under way, which at full load take longer than a batch.
    */
   private async advance(through: number): Promise<void> {
     this.cursor = through;
     const now = performance.now();
-    if (now - this.persistedAt < CURSOR_PERSIST_MS) {
+    if (this.persisting || now - this.persistedAt < CURSOR_PERSIST_MS) {
       this.persistPending = true;
       return;
     }
-    await this.persistCursor(now);
+    this.startPersist(now);
   }
 
-  private async persistCursor(now = performance.now()): Promise<void> {
+  private startPersist(now = performance.now()): void {
     this.persistedAt = now;
     this.persistPending = false;
-    await this.deps.queue.commit(this.cursor);
+    this.persisting = this.deps.queue.commit(this.cursor).then(
+      () => void (this.persisting = null),
+      (err: unknown) => {
+        this.persisting = null;
+        this.persistPending = true;
+        this.persistError ??= err instanceof Error ? err : new Error(String(err));
+      },
+    );
+  }
+
+  /** Waits for the cursor write under way, then writes the position delivered since, if it moved. */
+  private async persistCursor(): Promise<void> {
+    if (this.persisting) await this.persisting;
+    this.raisePersistError();
+    if (!this.persistPending) return;
+    this.startPersist();
+    await this.persisting;
+    this.raisePersistError();
+  }
+
+  private raisePersistError(): void {
+    const err = this.persistError;
+    this.persistError = null;
+    if (err) throw err;
   }
 
   private async failed(err: Error): Promise<void> {
@@ -417,6 +450,8 @@ export class OutputWorker {
     let seen = 0;
     let dropped = 0;
     while (seen < n) {
+      // A turn of the event loop between pages: a skip can read millions of rows.
+      if (seen > 0) await new Promise((resolve) => setImmediate(resolve));
       const rows: LogRow[] = await this.deps.queue.read(through, Math.min(10_000, n - seen));
       if (rows.length === 0) break;
       for (const row of rows) {

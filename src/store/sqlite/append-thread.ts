@@ -25,6 +25,8 @@ export type AppendRequest =
 
 export interface AppendReply {
   id: number;
+  /** A committed group's first log position (its events took consecutive ones). */
+  first?: number;
   error?: { message: string; code: string | undefined };
 }
 
@@ -51,11 +53,11 @@ export function storeWorkerFile(name: 'append-worker' | 'checkpoint-worker'): st
 
 export class AppendThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (first: number | null) => void; reject: (err: Error) => void }>();
   /** Ids of the pending requests that are groups of events (not small writes). */
   private readonly appends = new Set<number>();
   /** Groups handed over and not yet answered: close() lets them finish. */
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** Every group is flattened into this one array, cloned by postMessage and emptied again (flattenEvents). */
   private readonly flat: Array<string | number | null> = [];
   private nextId = 1;
@@ -74,7 +76,7 @@ export class AppendThread {
       if (reply.error && this.appends.has(reply.id)) this.worker.postMessage({ id: 0, reset: true } satisfies AppendRequest);
       this.appends.delete(reply.id);
       if (reply.error) waiter.reject(new AppendThreadError(reply.error.message, reply.error.code));
-      else waiter.resolve();
+      else waiter.resolve(reply.first ?? null);
     });
     this.worker.on('error', (err) => this.fail(new AppendThreadError(`the store's append thread failed: ${err.message}`, undefined)));
     this.exited = new Promise((resolve) => this.worker.once('exit', () => {
@@ -88,8 +90,11 @@ export class AppendThread {
     return this.failure !== null;
   }
 
-  /** Resolves once the group is committed (durably, per the store's synchronous setting). */
-  append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<void> {
+  /**
+   * Resolves once the group is committed (durably, per the store's synchronous setting), with the log
+   * position of its first event (null when it has no events or the thread could not tell).
+   */
+  append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<number | null> {
     return this.send((id) => {
       this.appends.add(id);
       return { id, events: flattenEvents(events, this.flat), marks, tasks };
@@ -100,15 +105,15 @@ export class AppendThread {
    * Runs the statements in one transaction after the groups handed over before them. The main connection
    * writing itself would block the event loop on SQLite's lock while a group commits (busy_timeout).
    */
-  write(statements: ReadonlyArray<SqlWrite>): Promise<void> {
-    return this.send((id) => ({ id, statements }));
+  async write(statements: ReadonlyArray<SqlWrite>): Promise<void> {
+    await this.send((id) => ({ id, statements }));
   }
 
   /** `afterPost`: runs once the request has been cloned for the thread. */
-  private send(request: (id: number) => AppendRequest, afterPost?: () => void): Promise<void> {
+  private send(request: (id: number) => AppendRequest, afterPost?: () => void): Promise<number | null> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const done = new Promise<void>((resolve, reject) => {
+    const done = new Promise<number | null>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       try {
         this.worker.postMessage(request(id));

@@ -30,16 +30,19 @@ const runStatements = db.transaction((list: ReadonlyArray<SqlWrite>) => {
  */
 let failedGroup: NonNullable<AppendReply['error']> | null = null;
 
-/** Runs one request in a transaction of its own, or in a savepoint inside the shared one (better-sqlite3 nests them). */
-function run(request: GroupRequest): void {
+/**
+ * Runs one request in a transaction of its own, or in a savepoint inside the shared one (better-sqlite3
+ * nests them). Returns the log position of a group's first event (null when it has none to report).
+ */
+function run(request: GroupRequest): number | null {
   if ('statements' in request) {
     runStatements.immediate(request.statements);
-    return;
+    return null;
   }
   if (failedGroup) throw Object.assign(new Error(`an earlier group commit failed: ${failedGroup.message}`), { code: failedGroup.code });
   append ??= prepareAppend(db);
   try {
-    append(unflattenEvents(request.events), request.marks, request.tasks);
+    return append(unflattenEvents(request.events), request.marks, request.tasks);
   } catch (err) {
     failedGroup = failure(err);
     throw err;
@@ -56,10 +59,11 @@ function failure(err: unknown): NonNullable<AppendReply['error']> {
  * ones whose savepoint failed with their error, the rest once the transaction is committed (or all of
  * them with the commit's error when it is the commit that fails).
  */
-const commitAll = db.transaction((requests: ReadonlyArray<GroupRequest>, errors: Map<number, AppendReply['error']>) => {
+const commitAll = db.transaction((requests: ReadonlyArray<GroupRequest>, errors: Map<number, AppendReply['error']>, firsts: Map<number, number>) => {
   for (const request of requests) {
     try {
-      run(request);
+      const first = run(request);
+      if (first !== null) firsts.set(request.id, first);
     } catch (err) {
       errors.set(request.id, failure(err));
     }
@@ -75,17 +79,19 @@ function flush(): void {
   queue = [];
   if (requests.length === 0) return;
   const errors = new Map<number, AppendReply['error']>();
+  const firsts = new Map<number, number>();
   let commitError: AppendReply['error'] | undefined;
   try {
     if (requests.length === 1) {
       // Alone: its own transaction, no savepoint.
       try {
-        run(requests[0]!);
+        const first = run(requests[0]!);
+        if (first !== null) firsts.set(requests[0]!.id, first);
       } catch (err) {
         errors.set(requests[0]!.id, failure(err));
       }
     } else {
-      commitAll.immediate(requests, errors);
+      commitAll.immediate(requests, errors, firsts);
     }
   } catch (err) {
     commitError = failure(err);
@@ -93,7 +99,8 @@ function flush(): void {
   }
   for (const request of requests) {
     const error = commitError ?? errors.get(request.id);
-    port.postMessage(error ? { id: request.id, error } : { id: request.id });
+    const first = firsts.get(request.id);
+    port.postMessage(error ? { id: request.id, error } : first !== undefined ? { id: request.id, first } : { id: request.id });
   }
 }
 

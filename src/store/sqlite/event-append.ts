@@ -5,7 +5,11 @@ import type Database from 'better-sqlite3';
 import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import { bool } from './rows.js';
 
-export type AppendTransaction = (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => void;
+/**
+ * Runs the group commit; returns the log position of the group's first event when its events took
+ * consecutive positions (they do: one writer, one transaction), null when there were none or they did not.
+ */
+export type AppendTransaction = (events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => number | null;
 
 /** Prepares the statements of the group commit (the tables must exist: call after migrating). */
 export function prepareAppend(db: Database.Database): AppendTransaction {
@@ -30,11 +34,14 @@ export function prepareAppend(db: Database.Database): AppendTransaction {
   const setIsolated = db.prepare('UPDATE sensors SET isolated = ? WHERE sid = ?');
   const announceArtifact = db.prepare('UPDATE artifacts SET announced = 1 WHERE log_id = ?');
   const announceExport = db.prepare('UPDATE artifact_exports SET announced = 1 WHERE export_id = ?');
-  const tx = db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined) => {
+  const tx = db.transaction((events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): number | null => {
+    let first = 0;
+    let last = 0;
     for (const e of events) {
       // Telemetry (the "event" stream) is read per sensor; only platform streams are indexed by stream.
       const stream = e.stream === undefined || e.stream === null || e.stream === 'event' ? null : e.stream;
-      insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json, stream);
+      last = Number(insert.run(e.oid, e.sid, e.event_type, e.event_time, e.event_id, e.json, stream).lastInsertRowid);
+      if (first === 0) first = last;
     }
     for (const m of marks) mark.run(m.sid, m.stream_id, m.seq);
     if (tasks) {
@@ -53,6 +60,7 @@ export function prepareAppend(db: Database.Database): AppendTransaction {
       for (const id of tasks.announce?.artifacts ?? []) announceArtifact.run(id);
       for (const id of tasks.announce?.exports ?? []) announceExport.run(id);
     }
+    return events.length > 0 && last - first + 1 === events.length ? first : null;
   });
   return (events, marks, tasks) => tx.immediate(events, marks, tasks);
 }

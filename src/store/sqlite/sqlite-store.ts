@@ -26,6 +26,7 @@ import {
   type ApiKeyRow, type InstallationKeyRow, type OrgRow, type SensorRow, type SensorTagRow,
 } from './rows.js';
 import { streamParams, streamSql, timelineParams, timelineSql } from './timeline.js';
+import { RecentLog } from './recent-log.js';
 
 export interface SqliteStoreOptions {
   /** Database file; created with its WAL and shared-memory files beside it. */
@@ -64,6 +65,9 @@ function likePrefix(prefix: string): string {
   return prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
 }
 
+/** Log positions counted per slice by countLog (a few milliseconds of the event loop each). */
+export const COUNT_SLICE_POSITIONS = 50_000;
+
 export class SqliteStore implements Store {
   readonly description: string;
   private readonly statements = new Map<string, Statement>();
@@ -73,6 +77,8 @@ export class SqliteStore implements Store {
   private appender: AppendThread | null | undefined;
   /** Checkpoints the WAL while the append thread runs. */
   private checkpointer: CheckpointThread | null = null;
+  /** The groups committed last, with their log positions: what outputs that keep up read (recent-log.ts). */
+  private readonly recent = new RecentLog();
 
   private constructor(
     private readonly db: Database.Database,
@@ -407,9 +413,14 @@ export class SqliteStore implements Store {
     if (this.appender === undefined) this.appender = this.startAppendThread();
     // A thread that died rejected the group it held (rolled back, never acknowledged): commit here from now on.
     if (this.appender?.failed) this.appenderDied();
-    if (this.appender) return this.appender.append(events, marks, tasks);
-    const append = (this.appendTx ??= prepareAppend(this.db));
-    guarded(() => append(events, marks, tasks));
+    let first: number | null;
+    if (this.appender) {
+      first = await this.appender.append(events, marks, tasks);
+    } else {
+      const append = (this.appendTx ??= prepareAppend(this.db));
+      first = guarded(() => append(events, marks, tasks));
+    }
+    if (first !== null) this.recent.add(first, events);
   }
 
   /**
@@ -481,11 +492,28 @@ export class SqliteStore implements Store {
   }
 
   async readLog(query: LogQuery): Promise<LogRow[]> {
-    return this.outputs.readLog(query);
+    const recent = this.recent.read(query);
+    if (recent === null) return this.outputs.readLog(query);
+    if (recent.length >= query.limit) return recent;
+    // What was committed after the last group this store heard back about (or inserted beside it) is read
+    // from the file: the answer is the same as the file's alone.
+    const rest = this.outputs.readLog({ ...query, afterSeq: Math.max(query.afterSeq, this.recent.high), limit: query.limit - recent.length });
+    return rest.length === 0 ? recent : recent.concat(rest);
   }
 
+  /**
+   * Counted in slices of positions with a turn of the event loop between them: counting reads every row
+   * (a backlog of millions of events took seconds), and the sessions and the API must go on meanwhile.
+   * Positions up to the log's end are all committed, so the slices add up to one consistent count.
+   */
   async countLog(query: Omit<LogQuery, 'limit'> & { upToSeq: number }): Promise<number> {
-    return this.outputs.countLog(query);
+    const upTo = Math.min(query.upToSeq, this.outputs.lastLogSeq());
+    let n = 0;
+    for (let after = query.afterSeq; after < upTo; after += COUNT_SLICE_POSITIONS) {
+      if (after > query.afterSeq) await new Promise((resolve) => setImmediate(resolve));
+      n += this.outputs.countLog({ ...query, afterSeq: after, upToSeq: Math.min(after + COUNT_SLICE_POSITIONS, upTo) });
+    }
+    return n;
   }
 
   async lastLogSeq(): Promise<number> {

@@ -1,0 +1,79 @@
+// The in-memory tail of the event log that outputs keeping up read from: it answers only for positions
+// it holds without a gap, filtered like the file's query, and forgets by size and age.
+import { describe, expect, it } from 'vitest';
+import { RecentLog } from '../src/store/sqlite/recent-log.js';
+import type { StoredEvent } from '../src/store/store.js';
+import { waitFor } from './harness/wait.js';
+
+const ev = (id: string, oid = 'o', stream: string | null = null): StoredEvent => ({ oid, sid: 's', event_type: 'T', event_time: 1, event_id: id, json: `{"id":"${id}"}`, stream });
+const ids = (rows: ReadonlyArray<{ json: string }> | null): string[] | null => rows && rows.map((r) => (JSON.parse(r.json) as { id: string }).id);
+
+describe('RecentLog', () => {
+  it('reads the rows after a position across groups, of one organization and stream, up to the limit', () => {
+    const log = new RecentLog();
+    log.add(10, [ev('a'), ev('b', 'other'), ev('c', 'o', 'audit')]);
+    log.add(13, [ev('d', 'o', 'event'), ev('e')]);
+    expect(log.low).toBe(10);
+    expect(log.high).toBe(14);
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 9, limit: 10 })?.map((r) => r.seq)).toEqual([10, 13, 14]);
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 10, limit: 10 }))).toEqual(['d', 'e']);
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 9, limit: 2 }))).toEqual(['a', 'd']);
+    expect(ids(log.read({ oid: 'o', stream: 'audit', afterSeq: 9, limit: 10 }))).toEqual(['c']);
+    expect(ids(log.read({ oid: 'other', stream: 'event', afterSeq: 11, limit: 10 }))).toEqual([]);
+    // Caught up: nothing held after the last position, but the answer is complete as far as it goes.
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 14, limit: 10 })).toEqual([]);
+  });
+
+  it('does not answer for positions it does not hold: before its first, or beyond its last', () => {
+    const log = new RecentLog();
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 0, limit: 10 })).toBeNull();
+    log.add(5, [ev('a'), ev('b')]);
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 3, limit: 10 })).toBeNull();
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 4, limit: 10 }))).toEqual(['a', 'b']);
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 7, limit: 10 })).toBeNull();
+  });
+
+  it('starts over at a group that does not follow the last one (positions it never saw lie between)', () => {
+    const log = new RecentLog();
+    log.add(1, [ev('a'), ev('b')]);
+    log.add(5, [ev('c')]);
+    expect(log.low).toBe(5);
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 2, limit: 10 })).toBeNull();
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 4, limit: 10 }))).toEqual(['c']);
+    log.clear();
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 5, limit: 10 })).toBeNull();
+  });
+
+  it('forgets the oldest groups past its size or age, always keeping the newest', () => {
+    const bySize = new RecentLog({ maxChars: 25, maxAgeMs: 60_000 });
+    bySize.add(1, [ev('a')], 0); // 10 characters each
+    bySize.add(2, [ev('b')], 0);
+    expect(bySize.low).toBe(1);
+    bySize.add(3, [ev('c')], 0);
+    expect(bySize.low).toBe(2);
+    bySize.add(4, [ev('x'.repeat(100))], 0);
+    expect([bySize.low, bySize.high]).toEqual([4, 4]);
+
+    const byAge = new RecentLog({ maxChars: 1e9, maxAgeMs: 1000 });
+    byAge.add(1, [ev('a')], 0);
+    byAge.add(2, [ev('b')], 500);
+    byAge.add(3, [ev('c')], 1200);
+    expect(byAge.low).toBe(2);
+    expect(ids(byAge.read({ oid: 'o', stream: 'event', afterSeq: 1, limit: 10 }))).toEqual(['b', 'c']);
+    // Many groups: the dropped slots are compacted away and positions still resolve.
+    for (let i = 0; i < 500; i++) byAge.add(4 + i, [ev(`n${i}`)], 5000 + i * 10);
+    expect(byAge.low).toBe(4 + 399);
+    expect(ids(byAge.read({ oid: 'o', stream: 'event', afterSeq: 500, limit: 2 }))).toEqual(['n497', 'n498']);
+  });
+  it('lets go of everything once it has aged out, even without another commit', async () => {
+    const log = new RecentLog({ maxChars: 1e9, maxAgeMs: 30 });
+    log.add(1, [ev('a')]);
+    log.add(2, [ev('b')]);
+    expect(log.high).toBe(2);
+    await waitFor(() => log.high === 0, { message: 'the groups dropped after their age' });
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 1, limit: 10 })).toBeNull();
+    // And it starts again at the next commit, wherever that lands.
+    log.add(9, [ev('c')]);
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 8, limit: 10 }))).toEqual(['c']);
+  });
+});
