@@ -22,7 +22,7 @@ export interface RecentLogLimits {
   maxAgeMs: number;
 }
 
-export const RECENT_LOG_LIMITS: RecentLogLimits = { maxChars: 4 * 1024 * 1024, maxAgeMs: 2000 };
+export const RECENT_LOG_LIMITS: RecentLogLimits = { maxChars: 4 * 1024 * 1024, maxAgeMs: 500 };
 
 /** Whether a stored event belongs to an output stream ("event" is telemetry, stored without a stream). */
 function inStream(e: StoredEvent, stream: LogQuery['stream']): boolean {
