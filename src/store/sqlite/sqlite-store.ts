@@ -122,6 +122,7 @@ export class SqliteStore implements Store {
     this.appender = null;
     await this.stopCheckpointThread();
     await appender?.close();
+    this.recent.clear();
     if (!this.db.open) return;
     this.statements.clear();
     this.appendTx = null;
