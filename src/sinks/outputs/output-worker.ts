@@ -360,13 +360,17 @@ export class OutputWorker {
     );
   }
 
-  /** Waits for the cursor write under way, then writes the position delivered since, if it moved. */
+  /**
+   * Waits for the cursor write under way, then writes the position delivered since if it moved (again
+   * after a write that failed); throws if the last write failed.
+   */
   private async persistCursor(): Promise<void> {
     if (this.persisting) await this.persisting;
-    this.raisePersistError();
-    if (!this.persistPending) return;
-    this.startPersist();
-    await this.persisting;
+    if (this.persistPending) {
+      this.persistError = null;
+      this.startPersist();
+      await this.persisting;
+    }
     this.raisePersistError();
   }
 
