@@ -46,8 +46,19 @@ export async function startPicket(env: Record<string, string> = {}, dataDir?: st
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
   // PICKET_BENCH_SERVER_STDOUT: a file the server's stdout is appended to (e.g. with --trace-gc in the node args).
-  if (process.env.PICKET_BENCH_SERVER_STDOUT) proc.stdout!.pipe(createWriteStream(process.env.PICKET_BENCH_SERVER_STDOUT, { flags: 'a' }));
-  else proc.stdout!.resume();
+  const stdoutFile = process.env.PICKET_BENCH_SERVER_STDOUT;
+  if (stdoutFile) {
+    const sink = createWriteStream(stdoutFile, { flags: 'a' });
+    // A file that cannot be written costs the log, not the benchmark: said once, and the output drained.
+    sink.on('error', (err) => {
+      process.stderr.write(`[bench] PICKET_BENCH_SERVER_STDOUT: cannot write ${stdoutFile}: ${err.message}; the server's output is dropped\n`);
+      proc.stdout!.unpipe(sink);
+      proc.stdout!.resume();
+    });
+    proc.stdout!.pipe(sink);
+  } else {
+    proc.stdout!.resume();
+  }
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
