@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AppendThread } from '../src/store/sqlite/append-thread.js';
 import { CheckpointThread } from '../src/store/sqlite/checkpoint-thread.js';
-import { openDatabase } from '../src/store/sqlite/connection.js';
+import { openDatabase, walSizeLimitBytes } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
 import { COUNT_SLICE_POSITIONS, SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { WAL_AUTOCHECKPOINT_PAGES, WAL_FALLBACK_CHECKPOINT_PAGES } from '../src/store/sqlite/connection.js';
@@ -140,6 +140,37 @@ describe('SqliteStore (SQLite specifics)', () => {
     }
     expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBeGreaterThanOrEqual(160_001);
     await store.close();
+  });
+
+  it('a WAL that starts over from the size the fallback lets it reach keeps its file: shortening it would stall that commit', () => {
+    const file = path.join(tempDir(), 'wal-limit.db');
+    const db = openDatabase(file, 'normal');
+    try {
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      expect(db.pragma('journal_size_limit', { simple: true })).toBe(walSizeLimitBytes(pageSize));
+      expect(walSizeLimitBytes(pageSize)).toBeGreaterThan(WAL_FALLBACK_CHECKPOINT_PAGES * (pageSize + 24));
+      db.pragma('wal_autocheckpoint = 0');
+      db.exec('CREATE TABLE t (b BLOB)');
+      const insert = db.prepare('INSERT INTO t VALUES (?)');
+      // 20,000 pages of WAL (about 80 MiB): past the 64 MiB the WAL used to be shortened to, well below
+      // the fallback's 40,000.
+      const blob = Buffer.alloc(pageSize - 200, 1);
+      db.transaction(() => {
+        for (let i = 0; i < 20_000; i++) insert.run(blob);
+      })();
+      const wal = `${file}-wal`;
+      const grown = statSync(wal).size;
+      expect(grown).toBeGreaterThan(20_000 * pageSize);
+      const [copied] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>;
+      expect(copied!.checkpointed).toBe(copied!.log);
+      // Everything copied: this commit writes the WAL from its first frame again, over the same file.
+      insert.run(blob);
+      const [after] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
+      expect(after!.log).toBeLessThan(10);
+      expect(statSync(wal).size).toBe(grown);
+    } finally {
+      db.close();
+    }
   });
 
   it('what waits while the thread commits is committed together, each request on its own: a failing small write fails alone, a failing group fails the groups behind it until the failure is seen', async () => {
