@@ -32,11 +32,15 @@ function openFileLimit(): number | null {
   }
 }
 
-/** HEAD's commit, with "-dirty" when the working tree has uncommitted changes to tracked files. */
+/**
+ * HEAD's commit, with "-dirty" when the working tree has uncommitted changes to tracked files. The
+ * benchmarks' own output (bench/results, bench/README.md), which any earlier single run rewrites, does not
+ * count: it does not change what is measured.
+ */
 export function gitCommit(cwd: string): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8' }).trim() !== '';
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)bench/results', ':(exclude)bench/README.md'], { cwd, encoding: 'utf8' }).trim() !== '';
     return dirty ? `${head}-dirty` : head;
   } catch {
     return 'unknown';
