@@ -142,6 +142,23 @@ describe('SqliteStore (SQLite specifics)', () => {
     await store.close();
   });
 
+  it('a checkpoint thread that stops is started again and checkpoints again', async () => {
+    const { file, store } = await migratedStore('full');
+    await store.appendEvents([{ oid: 'o', sid: 'p', event_type: 'T', event_time: 1, event_id: 'first', json: '{}' }], []);
+    const checkpointer = (store as unknown as { checkpointer: CheckpointThread }).checkpointer;
+    await checkpointer.kill();
+    await waitFor(() => checkpointer.restarts === 1, { message: 'the checkpoint thread started again' });
+    // As in the test above: about 20,000 pages of WAL, below the append thread's fallback, so only a
+    // running checkpoint thread can have copied them into the database file.
+    const initialSize = statSync(file).size;
+    const group = (g: number) => Array.from({ length: 2000 }, (_, i) => ({ oid: 'o', sid: `s${i % 50}`, event_type: 'T', event_time: g * 10_000 + i, event_id: `r${g}-${i}`, json: JSON.stringify({ pad: 'x'.repeat(300) }) }));
+    for (let g = 0; g < 80; g++) await store.appendEvents(group(g), [{ sid: 's0', stream_id: 'A', seq: g + 1 }]);
+    await waitFor(() => statSync(file).size > initialSize + 20 * 1024 * 1024, { message: 'the database file grown by the restarted thread' });
+    await store.close();
+    // Closed for good: no restart after close.
+    expect(checkpointer.restarts).toBe(1);
+  });
+
   it('a WAL that starts over from the size the fallback lets it reach keeps its file: shortening it would stall that commit', () => {
     const file = path.join(tempDir(), 'wal-limit.db');
     const db = openDatabase(file, 'normal');

@@ -447,7 +447,7 @@ export class SqliteStore implements Store {
     const thread = new AppendThread(file, this.path, this.options.synchronous, checkpointFile ? WAL_FALLBACK_CHECKPOINT_PAGES : WAL_AUTOCHECKPOINT_PAGES);
     if (checkpointFile) {
       this.checkpointer = new CheckpointThread(checkpointFile, this.path, this.options.synchronous, (message) => {
-        this.options.logger?.warn({ err: message }, 'WAL checkpoint failed (retried; nothing is lost)');
+        this.options.logger?.warn({ err: message }, 'WAL checkpoint failed or its thread stopped (retried; nothing is lost)');
       });
     }
     this.db.pragma('wal_autocheckpoint = 0');
