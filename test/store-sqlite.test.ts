@@ -159,6 +159,26 @@ describe('SqliteStore (SQLite specifics)', () => {
     expect(checkpointer.restarts).toBe(1);
   });
 
+  it('a checkpoint thread that cannot be created is tried again later, with a longer wait, until it starts', async () => {
+    const file = path.join(tempDir(), 'restart.db');
+    openDatabase(file, 'full').close();
+    const workerFile = path.join(ROOT, 'dist/store/sqlite/checkpoint-worker.js');
+    const messages: string[] = [];
+    const thread = new CheckpointThread(workerFile, file, 'full', (m) => messages.push(m));
+    try {
+      // Its script unreachable while it is down (an upgrade under way): creating the thread throws.
+      (thread as unknown as { workerFile: string }).workerFile = 'not-a-path.js';
+      await thread.kill();
+      await waitFor(() => messages.some((m) => m.includes('could not be started')), { message: 'the failed start reported' });
+      expect(thread.restarts).toBe(0);
+      expect(messages.find((m) => m.includes('could not be started'))).toMatch(/starting it again in 2000 ms/);
+      (thread as unknown as { workerFile: string }).workerFile = workerFile;
+      await waitFor(() => thread.restarts === 1, { message: 'the thread started once its script is back' });
+    } finally {
+      await thread.close();
+    }
+  });
+
   it('a WAL that starts over from the size the fallback lets it reach keeps its file: shortening it would stall that commit', () => {
     const file = path.join(tempDir(), 'wal-limit.db');
     const db = openDatabase(file, 'normal');

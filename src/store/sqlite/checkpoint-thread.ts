@@ -52,20 +52,29 @@ export class CheckpointThread {
       resolve();
       if (this.closing) return;
       if (Date.now() - startedAt >= CHECKPOINT_RESTART_MAX_DELAY_MS) this.restartDelayMs = CHECKPOINT_RESTART_DELAY_MS;
-      const delay = this.restartDelayMs;
-      this.restartDelayMs = Math.min(delay * 2, CHECKPOINT_RESTART_MAX_DELAY_MS);
-      this.onError(`the checkpoint thread stopped (exit code ${code}); starting it again in ${delay} ms`);
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = null;
-        if (this.closing) return;
-        this.restarts++;
-        this.start();
-      }, delay);
-      this.restartTimer.unref();
+      this.scheduleRestart(`the checkpoint thread stopped (exit code ${code})`);
     }));
     // Never keeps the process alive on its own.
     worker.unref();
     this.worker = worker;
+  }
+
+  private scheduleRestart(why: string): void {
+    const delay = this.restartDelayMs;
+    this.restartDelayMs = Math.min(delay * 2, CHECKPOINT_RESTART_MAX_DELAY_MS);
+    this.onError(`${why}; starting it again in ${delay} ms`);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.closing) return;
+      try {
+        this.start();
+        this.restarts++;
+      } catch (err) {
+        // A thread that cannot even be created (its script gone in an upgrade under way) is tried again later.
+        this.scheduleRestart(`the checkpoint thread could not be started: ${(err as Error).message}`);
+      }
+    }, delay);
+    this.restartTimer.unref();
   }
 
   async close(): Promise<void> {
