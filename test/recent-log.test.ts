@@ -1,7 +1,7 @@
 // The in-memory tail of the event log that outputs keeping up read from: it answers only for positions
 // it holds without a gap, filtered like the file's query, and forgets by size and age.
 import { describe, expect, it } from 'vitest';
-import { RecentLog } from '../src/store/sqlite/recent-log.js';
+import { RECENT_LOG_LIMITS, RecentLog } from '../src/store/sqlite/recent-log.js';
 import type { StoredEvent } from '../src/store/store.js';
 import { waitFor } from './harness/wait.js';
 
@@ -64,6 +64,22 @@ describe('RecentLog', () => {
     for (let i = 0; i < 500; i++) byAge.add(4 + i, [ev(`n${i}`)], 5000 + i * 10);
     expect(byAge.low).toBe(4 + 399);
     expect(ids(byAge.read({ oid: 'o', stream: 'event', afterSeq: 500, limit: 2 }))).toEqual(['n497', 'n498']);
+  });
+  it('by default still holds the last second of a node taking 40,000 events/s (an output a second behind reads no file)', () => {
+    const log = new RecentLog(RECENT_LOG_LIMITS);
+    // Groups of 1,000 envelopes of 340 characters (the simulator's mean) every 25 ms: 40,000 events/s.
+    const body = 'x'.repeat(340 - '{"id":""}'.length - 8);
+    let next = 1;
+    for (let g = 0; g < 80; g++) {
+      const group: StoredEvent[] = [];
+      for (let i = 0; i < 1000; i++) group.push(ev(`${String(next + i).padStart(8, '0')}${body}`));
+      log.add(next, group, g * 25);
+      next += 1000;
+    }
+    // Two seconds of groups committed; an output that stopped one second ago resumes after position 40,000.
+    const rows = log.read({ oid: 'o', stream: 'event', afterSeq: 40_000, limit: 5000 });
+    expect(rows, 'a read one second back is answered from memory').not.toBeNull();
+    expect(rows!.map((r) => r.seq)).toEqual(Array.from({ length: 5000 }, (_, i) => 40_001 + i));
   });
   it('lets go of everything once it has aged out, even without another commit', async () => {
     const log = new RecentLog({ maxChars: 1e9, maxAgeMs: 30 });

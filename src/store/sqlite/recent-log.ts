@@ -22,7 +22,15 @@ export interface RecentLogLimits {
   maxAgeMs: number;
 }
 
-export const RECENT_LOG_LIMITS: RecentLogLimits = { maxChars: 4 * 1024 * 1024, maxAgeMs: 500 };
+/**
+ * Wide enough for an output that falls behind for a moment to stay on it: an output outside it reads the
+ * file (a query on the main thread, and a new copy of every envelope), which at 40,000 events/s costs the
+ * event loop so much that the output fell further behind and never came back (seconds behind for the rest
+ * of a run). 2 s, or 32 Mi characters (2.5 s at 40,000 events/s of 340-byte envelopes, 1.2 s at 80,000),
+ * whichever is less. 500 ms and 4 Mi characters (about 300 ms at 40,000 events/s) were too narrow:
+ * docs/performance.md, "an output that stays on the memory tail".
+ */
+export const RECENT_LOG_LIMITS: RecentLogLimits = { maxChars: 32 * 1024 * 1024, maxAgeMs: 2000 };
 
 /** Whether a stored event belongs to an output stream ("event" is telemetry, stored without a stream). */
 function inStream(e: StoredEvent, stream: LogQuery['stream']): boolean {
