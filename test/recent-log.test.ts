@@ -45,7 +45,7 @@ describe('RecentLog', () => {
   });
 
   it('forgets the oldest groups past its size or age, always keeping the newest', () => {
-    const bySize = new RecentLog({ maxChars: 25, maxAgeMs: 60_000 });
+    const bySize = new RecentLog({ maxChars: 25, maxAgeMs: 60_000, idleMs: Infinity });
     bySize.add(1, [ev('a')], 0); // 10 characters each
     bySize.add(2, [ev('b')], 0);
     expect(bySize.low).toBe(1);
@@ -54,7 +54,7 @@ describe('RecentLog', () => {
     bySize.add(4, [ev('x'.repeat(100))], 0);
     expect([bySize.low, bySize.high]).toEqual([4, 4]);
 
-    const byAge = new RecentLog({ maxChars: 1e9, maxAgeMs: 1000 });
+    const byAge = new RecentLog({ maxChars: 1e9, maxAgeMs: 1000, idleMs: Infinity });
     byAge.add(1, [ev('a')], 0);
     byAge.add(2, [ev('b')], 500);
     byAge.add(3, [ev('c')], 1200);
@@ -65,6 +65,23 @@ describe('RecentLog', () => {
     expect(byAge.low).toBe(4 + 399);
     expect(ids(byAge.read({ oid: 'o', stream: 'event', afterSeq: 500, limit: 2 }))).toEqual(['n497', 'n498']);
   });
+  it('keeps nothing while nothing reads it (a node without outputs), and keeps again after a read', () => {
+    const log = new RecentLog({ maxChars: 1e9, maxAgeMs: 60_000, idleMs: 1000 });
+    const t = performance.now() + 5000; // Nothing has read for 5 s.
+    log.add(1, [ev('a')], t);
+    log.add(2, [ev('b')], t);
+    expect([log.low, log.high]).toEqual([0, 0]);
+    // An output reads: nothing held, so the file answers; what is committed after it is kept.
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 2, limit: 10 }, t)).toBeNull();
+    log.add(3, [ev('c')], t + 10);
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 2, limit: 10 }, t + 20))).toEqual(['c']);
+    // Held groups are let go at the first commit after the readers went quiet.
+    log.add(4, [ev('d')], t + 500);
+    expect(log.high).toBe(4);
+    log.add(5, [ev('e')], t + 2000);
+    expect([log.low, log.high]).toEqual([0, 0]);
+  });
+
   it('by default still holds the last second of a node taking 40,000 events/s (an output a second behind reads no file)', () => {
     const log = new RecentLog(RECENT_LOG_LIMITS);
     // Groups of 1,000 envelopes of 340 characters (the simulator's mean) every 25 ms: 40,000 events/s.
@@ -82,7 +99,7 @@ describe('RecentLog', () => {
     expect(rows!.map((r) => r.seq)).toEqual(Array.from({ length: 5000 }, (_, i) => 40_001 + i));
   });
   it('lets go of everything once it has aged out, even without another commit', async () => {
-    const log = new RecentLog({ maxChars: 1e9, maxAgeMs: 30 });
+    const log = new RecentLog({ maxChars: 1e9, maxAgeMs: 30, idleMs: Infinity });
     log.add(1, [ev('a')]);
     log.add(2, [ev('b')]);
     expect(log.high).toBe(2);

@@ -20,6 +20,8 @@ export interface RecentLogLimits {
   maxChars: number;
   /** Groups older than this (ms) are dropped at the next commit. */
   maxAgeMs: number;
+  /** Nothing is kept while nothing has read for this long (ms): a node without outputs holds no tail. */
+  idleMs: number;
 }
 
 /**
@@ -30,7 +32,7 @@ export interface RecentLogLimits {
  * whichever is less. 500 ms and 4 Mi characters (about 300 ms at 40,000 events/s) were too narrow:
  * docs/performance.md, "an output that stays on the memory tail".
  */
-export const RECENT_LOG_LIMITS: RecentLogLimits = { maxChars: 32 * 1024 * 1024, maxAgeMs: 2000 };
+export const RECENT_LOG_LIMITS: RecentLogLimits = { maxChars: 32 * 1024 * 1024, maxAgeMs: 2000, idleMs: 10_000 };
 
 /** Whether a stored event belongs to an output stream ("event" is telemetry, stored without a stream). */
 function inStream(e: StoredEvent, stream: LogQuery['stream']): boolean {
@@ -44,6 +46,8 @@ export class RecentLog {
   private chars = 0;
   /** Drops what has aged out when no commit comes to do it (a quiet node keeps nothing for long). */
   private sweep: NodeJS.Timeout | null = null;
+  /** performance.now() of the last read (the log's creation until the first). */
+  private lastReadAt = performance.now();
 
   constructor(private readonly limits: RecentLogLimits = RECENT_LOG_LIMITS) {}
 
@@ -61,6 +65,12 @@ export class RecentLog {
   /** A group just committed at positions first … first + events.length - 1. */
   add(first: number, events: ReadonlyArray<StoredEvent>, now = performance.now()): void {
     if (events.length === 0) return;
+    if (now - this.lastReadAt > this.limits.idleMs) {
+      // Nobody reads the tail (no output on this node, or all paused): keep nothing. The first read
+      // finds nothing held and goes to the file; the groups after it are kept again.
+      if (this.head < this.chunks.length) this.clear();
+      return;
+    }
     if (this.head < this.chunks.length && first !== this.high + 1) this.clear();
     let bytes = 0;
     for (const e of events) bytes += e.json.length;
@@ -94,7 +104,8 @@ export class RecentLog {
    * positions after `afterSeq` are no longer (or not yet) held. Rows after `high` may exist in the file
    * (a commit not yet reported): the caller reads those from there.
    */
-  read(q: LogQuery): LogRow[] | null {
+  read(q: LogQuery, now = performance.now()): LogRow[] | null {
+    this.lastReadAt = now;
     if (this.head >= this.chunks.length || q.afterSeq + 1 < this.low || q.afterSeq > this.high) return null;
     const rows: LogRow[] = [];
     for (let c = this.findChunk(q.afterSeq + 1); c < this.chunks.length && rows.length < q.limit; c++) {
