@@ -1,7 +1,7 @@
 // Task delivery over real sockets to an in-process server with an injectable clock: queued tasks reach a
 // sensor on its next session unless they expired first, answers move each task forward and only its own
 // sensor can answer it, and 1,000 simulated sensors tasked at once each answer their own task.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TaskMessage } from '../src/protocol/messages.js';
 import { FleetSimulator } from '../src/simulator/fleet-simulator.js';
 import { runCli } from './harness/processes.js';
@@ -152,6 +152,29 @@ describe('task delivery', () => {
     const hidden = await stranger<{ error: string }>('GET', `/v1/tasks/${task.task_id}`);
     expect(hidden.status).toBe(404);
     expect(hidden.body.error).toBe(`task ${task.task_id} not found`);
+  });
+
+  it('a sensor connected here is tasked from its session (no store read of the sensor), SELF_TEST routed as its own events; deleted, it is not tasked', async () => {
+    const { client, sid } = await enrolled('tasked-live');
+    // A tag added while it is connected is part of its session's routing from then on.
+    expect((await api('POST', `/v1/${sid}/tags`, { tags: ['vip'] })).status).toBe(200);
+    const reads = vi.spyOn(t.server.store, 'getSensor');
+    const created = await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['selftest'], investigation_id: 'live-1' });
+    expect(created.status, JSON.stringify(created.body)).toBe(200);
+    expect(created.body.tasks[0]!.state).toBe('sent');
+    expect(reads).not.toHaveBeenCalled();
+    reads.mockRestore();
+    expect(((await client.next('task')) as TaskMessage).task_id).toBe(created.body.tasks[0]!.task_id);
+    await t.server.writer.drain();
+    type Routed = { routing: { event_type: string; investigation_id?: string; hostname: string; tags: string[]; oid: string } };
+    const timeline = await api<{ events: Routed[] }>('GET', `/v1/insight/${t.oid}/${sid}?start=0&end=9999999999&limit=100`);
+    const selfTest = timeline.body.events.find((e) => e.routing.event_type === 'SELF_TEST');
+    expect(selfTest?.routing).toMatchObject({ investigation_id: 'live-1', hostname: 'tasked-live', tags: ['vip'], oid: t.oid });
+    // Deleted: its session closes and the sensor is refused, from the store.
+    expect((await api('DELETE', `/v1/${sid}`)).status).toBe(200);
+    const refused = await api<{ error: string }>('POST', `/v1/${sid}`, { tasks: ['selftest'] });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(/deleted/);
   });
 
   it('the persistent isolation flag is re-applied on every reconnect of a host that is not isolated', async () => {

@@ -6,6 +6,7 @@
 // held by another node go to that node over NATS request/reply (node-channel.ts).
 import type { NatsConnection, Subscription } from 'nats';
 import type { Logger } from '../observability/logger.js';
+import type { RoutingTemplate } from '../pipeline/envelope.js';
 import type { TaskMessage } from '../protocol/messages.js';
 import type { FleetPresence, LiveSessionInfo } from '../services/presence.js';
 import type { SessionRegistry } from '../sources/gateway/session-registry.js';
@@ -167,6 +168,10 @@ export class ClusterPresence implements FleetPresence {
     if (!row) return false;
     if (row.node_id === this.nodeId) return this.deps.local.sendTask(sid, task);
     return (await this.deps.channel.request(row.node_id, { op: 'task', sid, task })) === 'done';
+  }
+
+  localRouting(sid: string): RoutingTemplate | undefined {
+    return this.deps.local.localRouting(sid);
   }
 
   /** Sends an action to the node the cache says holds the session; true when one does. */

@@ -1,5 +1,6 @@
 // What the rest of the cloud may ask of the live fleet: who is online right now (from live sessions,
 // never from timestamps), and a few actions on live sessions.
+import type { RoutingTemplate } from '../pipeline/envelope.js';
 import type { TaskMessage } from '../protocol/messages.js';
 
 export interface LiveSessionInfo {
@@ -28,4 +29,9 @@ export interface FleetPresence {
   tagsChanged(sid: string, tags: string[]): void;
   /** Sends a task over the sensor's live session, wherever it is; false when it has none (or it is not open yet). */
   sendTask(sid: string, task: TaskMessage): Promise<boolean>;
+  /**
+   * The routing of the sensor's session when this node holds it open (not closing): its organization,
+   * host and tags as its own events carry them. Undefined for a sensor offline or connected elsewhere.
+   */
+  localRouting(sid: string): RoutingTemplate | undefined;
 }

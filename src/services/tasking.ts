@@ -26,6 +26,12 @@ export function taskAsOf(task: TaskRecord, now: number): TaskRecord {
   return waiting && task.expires !== null && task.expires <= now ? { ...task, state: 'expired' } : task;
 }
 
+/**
+ * The sensor a task is for: its stored record, or only its ids when it holds an open session on this node
+ * (the routing of its SELF_TEST then comes from that session: no store read on the API's hot path).
+ */
+export type TaskTarget = SensorRecord | { sid: string; oid: string };
+
 /** Investigation id of the tasks the persistent isolation flag sends (kept out of outputs: it starts with "__"). */
 export const ISOLATION_INVESTIGATION = '__isolation';
 
@@ -78,7 +84,7 @@ export class Tasking {
    * Tasks a sensor with one or more command lines. Sent now when it is online; queued for its next
    * session when `ttlS` is given; otherwise SensorOfflineError. Returns the tasks as recorded.
    */
-  async submit(sensor: SensorRecord, commands: ReadonlyArray<string>, options: { investigationId?: string | undefined; ttlS?: number | undefined }): Promise<TaskRecord[]> {
+  async submit(sensor: TaskTarget, commands: ReadonlyArray<string>, options: { investigationId?: string | undefined; ttlS?: number | undefined }): Promise<TaskRecord[]> {
     const { presence, now } = this.deps;
     const t = now();
     const online = await presence.checkOnline(sensor.sid);
@@ -91,7 +97,7 @@ export class Tasking {
       received_at: null, answered_at: null, error: null, answer: null,
     }));
     // Recorded (with the SELF_TEST of a self-test request) before it is sent: its answer can only come after.
-    const template = online ? await this.templateOf(sensor) : null;
+    const template = online ? (this.deps.presence.localRouting(sensor.sid) ?? (await this.storedRouting(sensor))) : null;
     const selfTests = template ? tasks.filter((task) => isSelfTest(task.command)).map((task) => selfTestEvent(template, task, t)) : [];
     await this.deps.write(selfTests, { create: tasks });
     // Only a task given a time-to-live may wait for the next session; a live one expires with this one.
@@ -131,7 +137,10 @@ export class Tasking {
     return false;
   }
 
-  private async templateOf(sensor: SensorRecord): Promise<RoutingTemplate> {
+  /** The routing of a sensor without an open session on this node (connected to another node), from the store. */
+  private async storedRouting(target: TaskTarget): Promise<RoutingTemplate> {
+    const sensor = 'iid' in target ? target : await this.deps.store.getSensor(target.sid);
+    if (!sensor) throw new Error(`sensor ${target.sid} is not in the store`);
     const tags = (await this.deps.store.getSensorTags(sensor.sid, this.deps.now())).map((t) => t.tag);
     return new RoutingTemplate({
       oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: sensor.plat, arch: sensor.arch,

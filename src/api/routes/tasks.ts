@@ -5,8 +5,8 @@ import { isUuid } from '../../domain/ids.js';
 import { ARCHITECTURE } from '../../domain/platform.js';
 import type { TaskRecord } from '../../domain/records.js';
 import { CommandLineError, parseCommand } from '../../protocol/command-line.js';
-import { ISOLATION_INVESTIGATION, SensorOfflineError, taskAsOf } from '../../services/tasking.js';
-import { loadSensor, principalOf } from '../auth.js';
+import { ISOLATION_INVESTIGATION, SensorOfflineError, taskAsOf, type TaskTarget } from '../../services/tasking.js';
+import { loadSensor, principalOf, type Authenticated } from '../auth.js';
 import type { ApiApp, ApiContext } from '../context.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
 import { errors, SidParams, StringList } from '../schemas.js';
@@ -42,6 +42,18 @@ export function taskView(task: TaskRecord, now: number) {
   };
 }
 
+/**
+ * The sensor a task call names. One holding an open session on this node is taken from that session (its
+ * organization and architecture; a deleted sensor's session is closed): tasking is a hot path, and the
+ * store read costs a tenth of the call's work (docs/performance.md). Otherwise read from the store. Either
+ * way a sensor of another organization is 404.
+ */
+async function taskTarget(ctx: ApiContext, request: Authenticated, sid: string): Promise<TaskTarget & { arch: number; deleted: number | null }> {
+  const routing = isUuid(sid) ? ctx.presence.localRouting(sid.toLowerCase())?.routing : undefined;
+  if (routing && routing.oid === principalOf(request).oid) return { sid: routing.sid, oid: routing.oid, arch: routing.arch, deleted: null };
+  return loadSensor(ctx, request, sid);
+}
+
 export function registerTaskRoutes(app: ApiApp, ctx: ApiContext): void {
   app.post('/v1/:sid', {
     schema: {
@@ -61,7 +73,7 @@ export function registerTaskRoutes(app: ApiApp, ctx: ApiContext): void {
       response: { 200: Type.Object({ tasks: Type.Array(TaskSchema) }), ...errors },
     },
   }, async (request) => {
-    const sensor = await loadSensor(ctx, request, request.params.sid);
+    const sensor = await taskTarget(ctx, request, request.params.sid);
     if (sensor.deleted !== null) throw new ApiError(409, 'CONFLICT', `sensor ${sensor.sid} is deleted`);
     if (sensor.arch === ARCHITECTURE.usp_adapter) throw new ApiError(409, 'CONFLICT', `sensor ${sensor.sid} is a USP log adapter: adapters take no tasks`);
     // A form's single `tasks` field is one command line (commas are part of commands); a list gives several.

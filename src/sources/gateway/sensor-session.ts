@@ -130,6 +130,10 @@ export class SensorSession implements RegisteredSession {
     if (this.template) this.template = this.template.withTags(tags);
   }
 
+  openRouting(): RoutingTemplate | null {
+    return this.state === 'open' && this.closeReason === null ? this.template : null;
+  }
+
   sendTask(task: TaskMessage): boolean {
     return this.state === 'open' && this.send(task);
   }

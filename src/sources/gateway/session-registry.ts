@@ -1,5 +1,6 @@
 // The live fleet on this node: which sensors hold a session right now. Online status comes only from here.
 import { CloseCode } from '../../protocol/close-codes.js';
+import type { RoutingTemplate } from '../../pipeline/envelope.js';
 import type { TaskMessage } from '../../protocol/messages.js';
 import type { FleetPresence, LiveSessionInfo } from '../../services/presence.js';
 
@@ -15,6 +16,8 @@ export interface RegisteredSession extends LiveSessionInfo {
   setTags(tags: string[]): void;
   /** Sends a task; false when the session is not open. */
   sendTask(task: TaskMessage): boolean;
+  /** The routing its events carry while it is open and not closing; null otherwise. */
+  openRouting(): RoutingTemplate | null;
 }
 
 export class SessionRegistry implements FleetPresence {
@@ -95,5 +98,9 @@ export class SessionRegistry implements FleetPresence {
 
   async checkOnline(sid: string): Promise<boolean> {
     return this.bySid.has(sid);
+  }
+
+  localRouting(sid: string): RoutingTemplate | undefined {
+    return this.bySid.get(sid)?.openRouting() ?? undefined;
   }
 }
