@@ -177,6 +177,29 @@ describe('task delivery', () => {
     expect(refused.body.error).toMatch(/deleted/);
   });
 
+  it('a tag given a ttl leaves the routing of a connected sensor\'s events, and of its SELF_TEST, once it expires', async () => {
+    const { client, sid } = await enrolled('expiring-tags');
+    expect((await api('POST', `/v1/${sid}/tags`, { tags: ['keep'] })).status).toBe(200);
+    expect((await api('POST', `/v1/${sid}/tags`, { tags: ['brief'], ttl: 60 })).status).toBe(200);
+    type Routed = { routing: { event_type: string; tags: string[]; investigation_id?: string }; event: Record<string, unknown> };
+    const routed = async (type: string, investigationId?: string): Promise<Routed[]> => {
+      await t.server.writer.drain();
+      const res = await api<{ events: Routed[] }>('GET', `/v1/insight/${t.oid}/${sid}?start=0&end=9999999999&limit=1000`);
+      return res.body.events.filter((e) => e.routing.event_type === type && (investigationId === undefined || e.routing.investigation_id === investigationId));
+    };
+    client.sendEvents(1, [{ event_type: 'NEW_PROCESS', event_time: Date.now() + offset, event: { FILE_PATH: '/bin/before' } }]);
+    await client.waitForAck(1);
+    expect((await routed('NEW_PROCESS')).map((e) => [e.event.FILE_PATH, [...e.routing.tags].sort()])).toEqual([['/bin/before', ['brief', 'keep']]]);
+    offset += 61_000;
+    client.sendEvents(2, [{ event_type: 'NEW_PROCESS', event_time: Date.now() + offset, event: { FILE_PATH: '/bin/after' } }]);
+    await client.waitForAck(2);
+    expect((await routed('NEW_PROCESS')).find((e) => e.event.FILE_PATH === '/bin/after')?.routing.tags).toEqual(['keep']);
+    expect(Object.keys((await api<{ tags: Record<string, Record<string, unknown>> }>('GET', `/v1/${sid}/tags`)).body.tags[sid] ?? {})).toEqual(['keep']);
+    const task = await api<{ tasks: Task[] }>('POST', `/v1/${sid}`, { tasks: ['selftest'], investigation_id: 'after-expiry' });
+    expect(task.status, JSON.stringify(task.body)).toBe(200);
+    expect((await routed('SELF_TEST', 'after-expiry'))[0]?.routing.tags).toEqual(['keep']);
+  });
+
   it('the persistent isolation flag is re-applied on every reconnect of a host that is not isolated', async () => {
     const { client, sid, secret } = await enrolled('flagged');
     const set = await api<{ should_isolate: boolean; task_id: string }>('POST', `/v1/${sid}/isolation`);

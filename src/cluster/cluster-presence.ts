@@ -5,6 +5,7 @@
 // every RESYNC_MS (which repairs a missed broadcast). checkOnline() asks PostgreSQL. Actions on a session
 // held by another node go to that node over NATS request/reply (node-channel.ts).
 import type { NatsConnection, Subscription } from 'nats';
+import type { TagState } from '../domain/records.js';
 import type { Logger } from '../observability/logger.js';
 import type { RoutingTemplate } from '../pipeline/envelope.js';
 import type { TaskMessage } from '../protocol/messages.js';
@@ -156,9 +157,9 @@ export class ClusterPresence implements FleetPresence {
     return this.remoteAction(sid, { op: 'reconnect', sid, reason });
   }
 
-  tagsChanged(sid: string, tags: string[]): void {
+  tagsChanged(sid: string, tags: ReadonlyArray<TagState>): void {
     if (this.deps.local.isOnline(sid)) return this.deps.local.tagsChanged(sid, tags);
-    this.remoteAction(sid, { op: 'tags', sid, tags });
+    this.remoteAction(sid, { op: 'tags', sid, tags: tags.map((t) => ({ tag: t.tag, expires: t.expires })) });
   }
 
   async sendTask(sid: string, task: TaskMessage): Promise<boolean> {

@@ -3,6 +3,7 @@
 // to its local session. "No responders" from NATS means the node is gone (its subscription died with its
 // connection): the caller then acts on its behalf.
 import { ErrorCode, type NatsConnection, type Subscription } from 'nats';
+import type { TagState } from '../domain/records.js';
 import type { Logger } from '../observability/logger.js';
 import type { TaskMessage } from '../protocol/messages.js';
 import type { SessionRegistry } from '../sources/gateway/session-registry.js';
@@ -14,7 +15,7 @@ export type NodeRequest =
   /** session_id: close only that session (a replaced one), not a newer session of the sensor on the node. */
   | { op: 'close'; sid: string; session_id?: string; code: number; reason: string }
   | { op: 'reconnect'; sid: string; reason: string }
-  | { op: 'tags'; sid: string; tags: string[] };
+  | { op: 'tags'; sid: string; tags: TagState[] };
 
 /** What came of a request: done, the node had no such session, the node is gone, or no answer in time. */
 export type NodeAnswer = 'done' | 'no_session' | 'node_gone' | 'timeout';

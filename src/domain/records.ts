@@ -93,6 +93,9 @@ export interface SensorTag {
   expires: number | null;
 }
 
+/** A tag as a live session routes it: its name, and when it stops being routed (null: never). */
+export type TagState = Pick<SensorTag, 'tag' | 'expires'>;
+
 /**
  * What became of a task: queued (waiting for the sensor's next session), sent, received (the sensor's
  * CLOUD_NOTIFICATION arrived), answered (its result arrived), expired (its time-to-live ran out first).

@@ -1,5 +1,6 @@
 // What the rest of the cloud may ask of the live fleet: who is online right now (from live sessions,
 // never from timestamps), and a few actions on live sessions.
+import type { TagState } from '../domain/records.js';
 import type { RoutingTemplate } from '../pipeline/envelope.js';
 import type { TaskMessage } from '../protocol/messages.js';
 
@@ -25,8 +26,8 @@ export interface FleetPresence {
   disconnect(sid: string, code: number, reason: string): boolean;
   /** Asks the sensor's live session to reconnect (USP adapters: `re`; sensors: close 1012); false when it has none. */
   requestReconnect(sid: string, reason: string): boolean;
-  /** The sensor's tags changed: events routed from now on carry this snapshot. */
-  tagsChanged(sid: string, tags: string[]): void;
+  /** The sensor's tags changed: events routed from now on carry these (each until its expiry). */
+  tagsChanged(sid: string, tags: ReadonlyArray<TagState>): void;
   /** Sends a task over the sensor's live session, wherever it is; false when it has none (or it is not open yet). */
   sendTask(sid: string, task: TaskMessage): Promise<boolean>;
   /**

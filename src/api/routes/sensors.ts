@@ -35,7 +35,7 @@ export function registerSensorRoutes(app: ApiApp, ctx: ApiContext): void {
 
   async function refreshTags(sid: string): Promise<ReturnType<typeof tagsView>> {
     const tags = await ctx.store.getSensorTags(sid, ctx.now());
-    ctx.presence.tagsChanged(sid, tags.map((t) => t.tag));
+    ctx.presence.tagsChanged(sid, tags);
     return tagsView(sid, tags);
   }
 

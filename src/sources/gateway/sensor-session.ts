@@ -12,7 +12,7 @@ import { RoutingTemplate } from '../../pipeline/envelope.js';
 import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
 import { answerUpdates, ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
-import type { Org, SensorIssue, SensorRecord } from '../../domain/records.js';
+import type { Org, SensorIssue, SensorRecord, TagState } from '../../domain/records.js';
 import type { AdmissionVerdict } from '../../services/admission-policy.js';
 import { AdmissionError, authenticateSensor, hostFromHello, type Admission } from '../../services/sensor-admission.js';
 import { deletedSensorEvent, sensorCloneEvent, sensorCrashEvent, sensorOverQuotaEvent } from '../platform/deployment-events.js';
@@ -67,6 +67,10 @@ export class SensorSession implements RegisteredSession {
 
   private state: State = 'awaiting-hello';
   private template: RoutingTemplate | null = null;
+  /** Expiry (ms) of the session's tags that have one (API tags given a ttl); null while none has. */
+  private tagExpiry: Map<string, number> | null = null;
+  /** The earliest of tagExpiry: from then on, events are routed without the tags that expired. */
+  private tagsExpireAt = Number.POSITIVE_INFINITY;
   private streamId = '';
   private storedSeqAtWelcome = 0;
   private lastSeq = 0;
@@ -126,12 +130,12 @@ export class SensorSession implements RegisteredSession {
     this.ws.close(code, truncateReason(reason));
   }
 
-  setTags(tags: string[]): void {
-    if (this.template) this.template = this.template.withTags(tags);
+  setTags(tags: ReadonlyArray<TagState>): void {
+    if (this.template) this.template = this.template.withTags(this.keepTags(tags));
   }
 
   openRouting(): RoutingTemplate | null {
-    return this.state === 'open' && this.closeReason === null ? this.template : null;
+    return this.state === 'open' && this.closeReason === null ? this.routingAt(this.ctx.now()) : null;
   }
 
   sendTask(task: TaskMessage): boolean {
@@ -199,13 +203,10 @@ export class SensorSession implements RegisteredSession {
     const now = this.ctx.now();
     let admission: Admission;
     let org: Org | null;
-    let tags: string[];
+    let tags: TagState[];
     try {
       admission = await authenticateSensor(this.ctx.store, hello, this.ext_ip, now);
-      [org, tags] = await Promise.all([
-        this.ctx.store.getOrg(admission.sensor.oid),
-        this.ctx.store.getSensorTags(admission.sensor.sid, now).then((t) => t.map((x) => x.tag)),
-      ]);
+      [org, tags] = await Promise.all([this.ctx.store.getOrg(admission.sensor.oid), this.ctx.store.getSensorTags(admission.sensor.sid, now)]);
     } catch (err) {
       this.ws.resume();
       if (err instanceof AdmissionError) return this.fail(err.closeCode, err.message, err.closeCode === CloseCode.reenroll ? 'unknown_sensor' : 'unauthorized');
@@ -222,7 +223,7 @@ export class SensorSession implements RegisteredSession {
     this.streamId = detachedString(hello.stream_id);
     this.template = new RoutingTemplate({
       oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: hello.host.plat, arch: hello.host.arch,
-      hostname: this.hostname, ext_ip: this.ext_ip, int_ip: detachedString(hello.host.int_ip), tags,
+      hostname: this.hostname, ext_ip: this.ext_ip, int_ip: detachedString(hello.host.int_ip), tags: this.keepTags(tags),
     });
     const lifecycle: PipelineEvent[] = [];
     if (admission.enrolled) {
@@ -319,7 +320,7 @@ export class SensorSession implements RegisteredSession {
   /** Queued tasks go out first; then the persistent isolation flag is re-applied if the host is not isolated. */
   private async afterWelcome(sensor: SensorRecord, isSegregated: boolean): Promise<void> {
     try {
-      await this.ctx.tasking.deliverQueued(sensor.sid, this.template!);
+      await this.ctx.tasking.deliverQueued(sensor.sid, this.routingAt(this.ctx.now()));
       if (sensor.should_isolate && !isSegregated && this.isOpen) {
         this.ctx.logger.info({ sid: sensor.sid }, 're-applying the persistent isolation');
         await this.ctx.tasking.submit(sensor, ['segregate_network'], { investigationId: ISOLATION_INVESTIGATION });
@@ -343,7 +344,7 @@ export class SensorSession implements RegisteredSession {
     try {
       switch (verdict.kind) {
         case 'deleted': {
-          if (await this.ctx.store.claimSensorNotice(sid, 'deleted_sensor', now, DELETED_NOTICE_WINDOW_MS)) events.push(deletedSensorEvent(this.template!, now));
+          if (await this.ctx.store.claimSensorNotice(sid, 'deleted_sensor', now, DELETED_NOTICE_WINDOW_MS)) events.push(deletedSensorEvent(this.routingAt(now), now));
           error = { t: 'error', code: CloseCode.deleted, message: `sensor deleted by an operator; denied-for=${DENIED_FOR}`, denied_for: DENIED_FOR };
           issue = { kind: 'deleted', reason: `refused: deleted by an operator (denied for ${DENIED_FOR})`, at: now };
           metric = 'deleted';
@@ -366,7 +367,7 @@ export class SensorSession implements RegisteredSession {
         }
         case 'over_quota': {
           const retry = this.ctx.refusals.refuse(sid, now);
-          if (await this.ctx.store.claimSensorNotice(sid, 'sensor_over_quota', now, OVER_QUOTA_NOTICE_WINDOW_MS)) events.push(sensorOverQuotaEvent(this.template!, now));
+          if (await this.ctx.store.claimSensorNotice(sid, 'sensor_over_quota', now, OVER_QUOTA_NOTICE_WINDOW_MS)) events.push(sensorOverQuotaEvent(this.routingAt(now), now));
           const reason = `organization at its quota of ${verdict.quota} sensor${verdict.quota === 1 ? '' : 's'} online`;
           error = { t: 'error', code: CloseCode.overQuota, message: `${reason}; retry-after=${retry}`, retry_after_s: retry };
           issue = { kind: 'over_quota', reason: `${reason}; refused, retry after ${retry} s`, at: now };
@@ -412,7 +413,7 @@ export class SensorSession implements RegisteredSession {
     const sid = this.sid;
     this.ctx.logger.warn({ sid, previous_hostname: previousHostname, new_hostname: this.hostname }, 'sensor id presented by another host (clone)');
     if (!(await this.ctx.store.claimSensorNotice(sid, 'sensor_clone', now, CLONE_NOTICE_WINDOW_MS))) return [];
-    return [sensorCloneEvent(this.template!, { previous: previousHostname, current: this.hostname }, now)];
+    return [sensorCloneEvent(this.routingAt(now), { previous: previousHostname, current: this.hostname }, now)];
   }
 
   /** sensor_crash once per crash id, however often the report is resent. */
@@ -424,7 +425,34 @@ export class SensorSession implements RegisteredSession {
       kind: 'crash', reason: `crashed at ${new Date(crash.crashed_at).toISOString()} (${where})${crash.message ? `: ${crash.message.slice(0, 200)}` : ''}`, at: now,
     });
     this.ctx.metrics.sensorCrashes.inc();
-    return [sensorCrashEvent(this.template!, { fileId: crash.file_id, lineNumber: crash.line_number, threadId: crash.thread_id }, now)];
+    return [sensorCrashEvent(this.routingAt(now), { fileId: crash.file_id, lineNumber: crash.line_number, threadId: crash.thread_id }, now)];
+  }
+
+  /** Remembers which of the tags expire when, and returns their names for the routing. */
+  private keepTags(tags: ReadonlyArray<TagState>): string[] {
+    let expiry: Map<string, number> | null = null;
+    let next = Number.POSITIVE_INFINITY;
+    for (const t of tags) {
+      if (t.expires === null) continue;
+      (expiry ??= new Map()).set(t.tag, t.expires);
+      if (t.expires < next) next = t.expires;
+    }
+    this.tagExpiry = expiry;
+    this.tagsExpireAt = next;
+    return tags.map((t) => t.tag);
+  }
+
+  /**
+   * The session's routing for what happens at `now`: once a tag's expiry has passed, it is dropped from
+   * the routing (as the API stops listing it), without a store read or a timer per session.
+   */
+  private routingAt(now: number): RoutingTemplate {
+    const template = this.template!;
+    if (now < this.tagsExpireAt) return template;
+    const expiry = this.tagExpiry;
+    const kept = template.routing.tags.filter((tag) => !((expiry?.get(tag) ?? Number.POSITIVE_INFINITY) <= now));
+    this.template = template.withTags(this.keepTags(kept.map((tag) => ({ tag, expires: expiry?.get(tag) ?? null }))));
+    return this.template;
   }
 
   private onEvents(batch: InboundBatch, frameBytes: number): void {
@@ -442,7 +470,7 @@ export class SensorSession implements RegisteredSession {
     if (batch.events.length > this.ctx.config.maxBatchEvents) {
       return this.fail(CloseCode.badMessage, `batch of ${batch.events.length} events exceeds max_batch_events ${this.ctx.config.maxBatchEvents}`, 'batch_too_big');
     }
-    const template = this.template!;
+    const template = this.routingAt(this.ctx.now());
     const events: PipelineEvent[] = new Array(batch.events.length);
     let answers: TaskAnswer[] | null = null;
     let syncAt = 0;
@@ -587,7 +615,7 @@ export class SensorSession implements RegisteredSession {
       this.ctx.runtime?.sessionEnded?.({ oid: this.oid, sid: this.sid, connected_at: this.connected_at }, now);
       this.ctx.logger.info({ sid: this.sid, code, reason: why }, 'sensor disconnected');
       try {
-        await this.track(this.ctx.writer.submit([disconnectedEvent(this.template, why, now)]));
+        await this.track(this.ctx.writer.submit([disconnectedEvent(this.routingAt(now), why, now)]));
       } catch (err) {
         this.ctx.logger.error({ err, sid: this.sid }, 'could not store DISCONNECTED');
       }

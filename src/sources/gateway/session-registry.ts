@@ -1,5 +1,6 @@
 // The live fleet on this node: which sensors hold a session right now. Online status comes only from here.
 import { CloseCode } from '../../protocol/close-codes.js';
+import type { TagState } from '../../domain/records.js';
 import type { RoutingTemplate } from '../../pipeline/envelope.js';
 import type { TaskMessage } from '../../protocol/messages.js';
 import type { FleetPresence, LiveSessionInfo } from '../../services/presence.js';
@@ -13,7 +14,7 @@ export interface RegisteredSession extends LiveSessionInfo {
   close(code: number, reason: string): void;
   /** Asks the sensor to reconnect (USP adapters get `re` first), then closes. */
   requestReconnect(code: number, reason: string): void;
-  setTags(tags: string[]): void;
+  setTags(tags: ReadonlyArray<TagState>): void;
   /** Sends a task; false when the session is not open. */
   sendTask(task: TaskMessage): boolean;
   /** The routing its events carry while it is open and not closing; null otherwise. */
@@ -88,7 +89,7 @@ export class SessionRegistry implements FleetPresence {
     return true;
   }
 
-  tagsChanged(sid: string, tags: string[]): void {
+  tagsChanged(sid: string, tags: ReadonlyArray<TagState>): void {
     this.bySid.get(sid)?.setTags(tags);
   }
 
