@@ -77,6 +77,26 @@ describe('SqliteStore (SQLite specifics)', () => {
     await again.close();
   });
 
+  it('envelopes reach the append thread as UTF-8 in shared memory and are stored as the same text: any script, groups past the first buffer', async () => {
+    const { file, store } = await migratedStore('full');
+    await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
+    const texts = ['ascii', 'é à ü', '中文字符', '😀 emoji', 'mixed é 中 😀 end'];
+    const envelope = (i: number, pad: number): string => JSON.stringify({ routing: { i }, event: { text: texts[i % texts.length], pad: 'ø'.repeat(pad) } });
+    // About 6 MiB of UTF-8: the shared buffer (1 MiB at first) grows in the middle of the group.
+    const big = Array.from({ length: 3_000 }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: i, event_id: `b${i}`, json: envelope(i, 1_000) }));
+    await store.appendEvents(big, [{ sid: 's', stream_id: 'A', seq: 1 }]);
+    // A smaller group after it reuses the buffer: nothing of the larger one may show through.
+    const small = Array.from({ length: 10 }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: 10_000 + i, event_id: `s${i}`, json: envelope(i + 1, i) }));
+    await store.appendEvents(small, [{ sid: 's', stream_id: 'A', seq: 2 }]);
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT event_id, json, typeof(json) AS kind FROM events ORDER BY seq').all() as Array<{ event_id: string; json: string; kind: string }>;
+    db.close();
+    expect(rows.map((r) => r.event_id)).toEqual([...big, ...small].map((e) => e.event_id));
+    expect(new Set(rows.map((r) => r.kind))).toEqual(new Set(['text']));
+    expect(rows.map((r) => r.json)).toEqual([...big, ...small].map((e) => e.json));
+  });
+
   it("the main thread's small writes (cursors, alive, usage) go to the append thread, queued behind the group it is committing", async () => {
     const { store } = await migratedStore('full');
     await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });

@@ -11,13 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import type { SqliteSynchronous } from './connection.js';
-import { flattenEvents } from './event-append.js';
+import { packEvents } from './event-append.js';
 
 /** One SQL statement and its parameters. */
 export type SqlWrite = readonly [sql: string, params: ReadonlyArray<string | number | null>];
 
 export type AppendRequest =
-  | { id: number; events: Array<string | number | null>; marks: ReadonlyArray<SequenceMark>; tasks: TaskWrites | undefined }
+  /** A group: `events` and the envelopes' UTF-8 in `json` (its first `jsonBytes` bytes) as packEvents() writes them. */
+  | { id: number; events: Array<string | number | null>; json: SharedArrayBuffer; jsonBytes: number; marks: ReadonlyArray<SequenceMark>; tasks: TaskWrites | undefined }
   /** The main thread has seen a group fail: groups handed over from now on may commit again. */
   | { id: number; reset: true }
   /** Small writes of the main thread (cursors, alive times, usage) run here too, so they never wait on the lock. */
@@ -51,6 +52,15 @@ export function storeWorkerFile(name: 'append-worker' | 'checkpoint-worker'): st
   return file !== here && existsSync(file) ? file : null;
 }
 
+/** First size of a group's envelope buffer; it doubles while a group needs more, and keeps that size. */
+const INITIAL_ENVELOPE_BYTES = 1 << 20;
+/** Envelope buffers kept for the next groups (two groups are in flight at most, and one being packed). */
+const MAX_SPARE_ENVELOPE_BUFFERS = 3;
+
+function sharedBuffer(size: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(size));
+}
+
 export class AppendThread {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (first: number | null) => void; reject: (err: Error) => void }>();
@@ -58,8 +68,10 @@ export class AppendThread {
   private readonly appends = new Set<number>();
   /** Groups handed over and not yet answered: close() lets them finish. */
   private readonly inFlight = new Set<Promise<unknown>>();
-  /** Every group is flattened into this one array, cloned by postMessage and emptied again (flattenEvents). */
+  /** Every group's fields are packed into this one array, cloned by postMessage and emptied again (packEvents). */
   private readonly flat: Array<string | number | null> = [];
+  /** Shared buffers for the envelopes of a group, not in use by a group in flight (grown as groups need). */
+  private readonly envelopeBuffers: Buffer[] = [];
   private nextId = 1;
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
@@ -95,10 +107,18 @@ export class AppendThread {
    * position of its first event (null when it has no events or the thread could not tell).
    */
   append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<number | null> {
-    return this.send((id) => {
+    // The thread reads the envelopes in place until it answers: the buffer is this group's until then.
+    const envelopes = { bytes: this.envelopeBuffers.pop() ?? sharedBuffer(INITIAL_ENVELOPE_BYTES) };
+    const done = this.send((id) => {
       this.appends.add(id);
-      return { id, events: flattenEvents(events, this.flat), marks, tasks };
+      const jsonBytes = packEvents(events, this.flat, envelopes, sharedBuffer);
+      return { id, events: this.flat, json: envelopes.bytes.buffer as SharedArrayBuffer, jsonBytes, marks, tasks };
     }, () => this.flat.fill(null));
+    const release = (): void => {
+      if (this.envelopeBuffers.length < MAX_SPARE_ENVELOPE_BUFFERS) this.envelopeBuffers.push(envelopes.bytes);
+    };
+    done.then(release, release);
+    return done;
   }
 
   /**
