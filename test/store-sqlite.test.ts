@@ -77,24 +77,28 @@ describe('SqliteStore (SQLite specifics)', () => {
     await again.close();
   });
 
-  it('envelopes reach the append thread as UTF-8 in shared memory and are stored as the same text: any script, groups past the first buffer', async () => {
+  it('a group reaches the append thread packed in shared memory and is stored as given: any script, null sids, streams, groups past the first buffers', async () => {
     const { file, store } = await migratedStore('full');
-    await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
+    for (const oid of ['o', 'p']) await store.createOrg({ oid, name: oid, quota: null, created: 1 });
     const texts = ['ascii', 'é à ü', '中文字符', '😀 emoji', 'mixed é 中 😀 end'];
     const envelope = (i: number, pad: number): string => JSON.stringify({ routing: { i }, event: { text: texts[i % texts.length], pad: 'ø'.repeat(pad) } });
-    // About 6 MiB of UTF-8: the shared buffer (1 MiB at first) grows in the middle of the group.
-    const big = Array.from({ length: 3_000 }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: i, event_id: `b${i}`, json: envelope(i, 1_000) }));
-    await store.appendEvents(big, [{ sid: 's', stream_id: 'A', seq: 1 }]);
-    // A smaller group after it reuses the buffer: nothing of the larger one may show through.
-    const small = Array.from({ length: 10 }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: 10_000 + i, event_id: `s${i}`, json: envelope(i + 1, i) }));
-    await store.appendEvents(small, [{ sid: 's', stream_id: 'A', seq: 2 }]);
+    // About 6 MiB of UTF-8 and 3,000 events: both shared buffers (1 MiB, 1,024 events at first) grow in
+    // the middle of the group. Two organizations, many sensors, platform events without a sensor.
+    const big = Array.from({ length: 3_000 }, (_, i) => ({
+      oid: i % 2 === 0 ? 'o' : 'p', sid: i % 7 === 0 ? null : `s${i % 50}`, event_type: i % 7 === 0 ? 'audit' : `T${i % 3}`, event_time: 1_700_000_000_000 + i,
+      event_id: i % 5 === 0 ? `é-${i}` : `b${i}`, json: envelope(i, 1_000), stream: i % 7 === 0 ? ('audit' as const) : null,
+    }));
+    await store.appendEvents(big, [{ sid: 's1', stream_id: 'A', seq: 1 }]);
+    // A smaller group after it reuses the buffers: nothing of the larger one may show through.
+    const small = Array.from({ length: 10 }, (_, i) => ({ oid: 'o', sid: 's1', event_type: 'T', event_time: 10_000 + i, event_id: `s${i}`, json: envelope(i + 1, i), stream: null }));
+    await store.appendEvents(small, [{ sid: 's1', stream_id: 'A', seq: 2 }]);
     await store.close();
     const db = new Database(file, { readonly: true });
-    const rows = db.prepare('SELECT event_id, json, typeof(json) AS kind FROM events ORDER BY seq').all() as Array<{ event_id: string; json: string; kind: string }>;
+    const rows = db.prepare('SELECT oid, sid, event_type, event_time, event_id, json, stream, typeof(json) AS kind, typeof(event_id) AS id_kind FROM events ORDER BY seq').all() as Array<Record<string, unknown>>;
     db.close();
-    expect(rows.map((r) => r.event_id)).toEqual([...big, ...small].map((e) => e.event_id));
-    expect(new Set(rows.map((r) => r.kind))).toEqual(new Set(['text']));
-    expect(rows.map((r) => r.json)).toEqual([...big, ...small].map((e) => e.json));
+    expect(rows.length).toBe(big.length + small.length);
+    expect(new Set(rows.map((r) => `${String(r.kind)} ${String(r.id_kind)}`))).toEqual(new Set(['text text']));
+    expect(rows.map(({ oid, sid, event_type, event_time, event_id, json, stream }) => ({ oid, sid, event_type, event_time, event_id, json, stream }))).toEqual([...big, ...small]);
   });
 
   it("the main thread's small writes (cursors, alive, usage) go to the append thread, queued behind the group it is committing", async () => {

@@ -11,14 +11,23 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import type { SqliteSynchronous } from './connection.js';
-import { packEvents } from './event-append.js';
+import { EVENT_FIELDS, packEvents, type GroupBuffers } from './event-append.js';
 
 /** One SQL statement and its parameters. */
 export type SqlWrite = readonly [sql: string, params: ReadonlyArray<string | number | null>];
 
 export type AppendRequest =
-  /** A group: `events` and the envelopes' UTF-8 in `json` (its first `jsonBytes` bytes) as packEvents() writes them. */
-  | { id: number; events: Array<string | number | null>; json: SharedArrayBuffer; jsonBytes: number; marks: ReadonlyArray<SequenceMark>; tasks: TaskWrites | undefined }
+  /** A group, packed into shared memory by packEvents(): `count` events, their `strings`, `fields` and the first `byteLength` of `bytes`. */
+  | {
+      id: number;
+      count: number;
+      strings: string[];
+      fields: SharedArrayBuffer;
+      bytes: SharedArrayBuffer;
+      byteLength: number;
+      marks: ReadonlyArray<SequenceMark>;
+      tasks: TaskWrites | undefined;
+    }
   /** The main thread has seen a group fail: groups handed over from now on may commit again. */
   | { id: number; reset: true }
   /** Small writes of the main thread (cursors, alive times, usage) run here too, so they never wait on the lock. */
@@ -52,10 +61,12 @@ export function storeWorkerFile(name: 'append-worker' | 'checkpoint-worker'): st
   return file !== here && existsSync(file) ? file : null;
 }
 
-/** First size of a group's envelope buffer; it doubles while a group needs more, and keeps that size. */
-const INITIAL_ENVELOPE_BYTES = 1 << 20;
-/** Envelope buffers kept for the next groups (two groups are in flight at most, and one being packed). */
-const MAX_SPARE_ENVELOPE_BUFFERS = 3;
+/** First size of a group's byte buffer; it doubles while a group needs more, and keeps that size. */
+const INITIAL_GROUP_BYTES = 1 << 20;
+/** First size of a group's field buffer: 1,024 events. */
+const INITIAL_GROUP_FIELDS = 1024 * EVENT_FIELDS;
+/** Buffers kept for the next groups (two groups are in flight at most, and one being packed). */
+const MAX_SPARE_GROUP_BUFFERS = 3;
 
 function sharedBuffer(size: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(size));
@@ -68,10 +79,10 @@ export class AppendThread {
   private readonly appends = new Set<number>();
   /** Groups handed over and not yet answered: close() lets them finish. */
   private readonly inFlight = new Set<Promise<unknown>>();
-  /** Every group's fields are packed into this one array, cloned by postMessage and emptied again (packEvents). */
-  private readonly flat: Array<string | number | null> = [];
-  /** Shared buffers for the envelopes of a group, not in use by a group in flight (grown as groups need). */
-  private readonly envelopeBuffers: Buffer[] = [];
+  /** Shared buffers for a group, not in use by a group in flight (grown as groups need). */
+  private readonly spareBuffers: GroupBuffers[] = [];
+  /** packEvents' map of a group's distinct strings, reused from group to group. */
+  private readonly intern = new Map<string, number>();
   private nextId = 1;
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
@@ -107,15 +118,18 @@ export class AppendThread {
    * position of its first event (null when it has no events or the thread could not tell).
    */
   append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<number | null> {
-    // The thread reads the envelopes in place until it answers: the buffer is this group's until then.
-    const envelopes = { bytes: this.envelopeBuffers.pop() ?? sharedBuffer(INITIAL_ENVELOPE_BYTES) };
+    // The thread reads the group in place until it answers: the buffers are this group's until then.
+    const buffers = this.spareBuffers.pop() ?? { bytes: sharedBuffer(INITIAL_GROUP_BYTES), fields: new Float64Array(sharedBuffer(INITIAL_GROUP_FIELDS * Float64Array.BYTES_PER_ELEMENT).buffer) };
     const done = this.send((id) => {
       this.appends.add(id);
-      const jsonBytes = packEvents(events, this.flat, envelopes, sharedBuffer);
-      return { id, events: this.flat, json: envelopes.bytes.buffer as SharedArrayBuffer, jsonBytes, marks, tasks };
-    }, () => this.flat.fill(null));
+      const packed = packEvents(events, buffers, this.intern, sharedBuffer);
+      return {
+        id, count: packed.count, strings: packed.strings, fields: buffers.fields.buffer as SharedArrayBuffer,
+        bytes: buffers.bytes.buffer as SharedArrayBuffer, byteLength: packed.bytes, marks, tasks,
+      };
+    }, () => this.intern.clear());
     const release = (): void => {
-      if (this.envelopeBuffers.length < MAX_SPARE_ENVELOPE_BUFFERS) this.envelopeBuffers.push(envelopes.bytes);
+      if (this.spareBuffers.length < MAX_SPARE_GROUP_BUFFERS) this.spareBuffers.push(buffers);
     };
     done.then(release, release);
     return done;

@@ -4,7 +4,7 @@
 // request in a savepoint of its own, so a request that fails is rolled back and answered alone.
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase, type SqliteSynchronous } from './connection.js';
-import { prepareAppend, type AppendTransaction } from './event-append.js';
+import { EVENT_FIELDS, prepareAppend, type AppendTransaction } from './event-append.js';
 import type Database from 'better-sqlite3';
 import type { AppendReply, AppendRequest, SqlWrite } from './append-thread.js';
 
@@ -42,7 +42,8 @@ function run(request: GroupRequest): number | null {
   if (failedGroup) throw Object.assign(new Error(`an earlier group commit failed: ${failedGroup.message}`), { code: failedGroup.code });
   append ??= prepareAppend(db);
   try {
-    return append({ fields: request.events, json: Buffer.from(request.json, 0, request.jsonBytes) }, request.marks, request.tasks);
+    const { count, strings, fields, bytes, byteLength } = request;
+    return append({ count, strings, fields: new Float64Array(fields, 0, count * EVENT_FIELDS), bytes: Buffer.from(bytes, 0, byteLength) }, request.marks, request.tasks);
   } catch (err) {
     failedGroup = failure(err);
     throw err;

@@ -6,12 +6,15 @@ import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import { bool } from './rows.js';
 
 /**
- * A group as the append thread receives it (packEvents): 7 primitives per event in `fields`, where an
- * event's json is the end offset of its envelope in `json`, the envelopes' UTF-8 back to back.
+ * A group as the append thread receives it (packEvents): per event, EVENT_FIELDS numbers in `fields` —
+ * indexes into `strings` of its oid, sid, event_type and stream (-1 for null), its event_time, and the
+ * end offsets in `bytes` of its event_id and its envelope, the UTF-8 of both back to back.
  */
 export interface PackedEvents {
-  fields: ReadonlyArray<string | number | null>;
-  json: Uint8Array;
+  count: number;
+  strings: ReadonlyArray<string>;
+  fields: Float64Array;
+  bytes: Uint8Array;
 }
 
 /**
@@ -32,8 +35,8 @@ export function prepareAppend(db: Database.Database): AppendTransaction {
       ' error = CASE WHEN ? THEN ? ELSE error END, answer = CASE WHEN ? THEN ? ELSE answer END' +
       ' WHERE task_id = ? AND sid = ? AND state IN (SELECT value FROM json_each(?))',
   );
-  // The envelope comes as a string, or as its UTF-8 bytes from a packed group: stored as TEXT either way.
-  const insert = db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json, stream) VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT), ?)');
+  // event_id and the envelope come as strings, or as UTF-8 bytes from a packed group: stored as TEXT either way.
+  const insert = db.prepare('INSERT INTO events (oid, sid, event_type, event_time, event_id, json, stream) VALUES (?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?)');
   // Same stream: only a higher seq moves the mark. Another stream_id (a sensor that lost its
   // buffer and started over) replaces it whatever its seq.
   const mark = db.prepare(
@@ -51,12 +54,20 @@ export function prepareAppend(db: Database.Database): AppendTransaction {
     let last = 0;
     let count = 0;
     if (isPacked(events)) {
-      const { fields: f, json } = events;
+      const { count: n, strings, fields: f, bytes } = events;
       let start = 0;
-      for (let i = 0; i < f.length; i += EVENT_FIELDS) {
-        const end = f[i + 5] as number;
-        // A view of the shared bytes, no string: the thread's heap never holds the group's envelopes.
-        last = Number(insert.run(f[i], f[i + 1], f[i + 2], f[i + 3], f[i + 4], json.subarray(start, end), streamColumn(f[i + 6] as string | null)).lastInsertRowid);
+      for (let k = 0, i = 0; k < n; k++, i += EVENT_FIELDS) {
+        const sid = f[i + 1]!;
+        const stream = f[i + 6]!;
+        const idEnd = f[i + 4]!;
+        const end = f[i + 5]!;
+        // Views of the shared bytes, no strings: the thread's heap never holds the group's envelopes.
+        last = Number(
+          insert.run(
+            strings[f[i]!], sid < 0 ? null : strings[sid], strings[f[i + 2]!], f[i + 3], bytes.subarray(start, idEnd), bytes.subarray(idEnd, end),
+            stream < 0 ? null : streamColumn(strings[stream]),
+          ).lastInsertRowid,
+        );
         if (first === 0) first = last;
         start = end;
         count++;
@@ -94,45 +105,70 @@ function isPacked(events: ReadonlyArray<StoredEvent> | PackedEvents): events is 
   return !Array.isArray(events);
 }
 
-/** Primitives per event in a packed group. */
+/** Numbers per event in a packed group. */
 export const EVENT_FIELDS = 7;
 
 /**
- * Where a group's envelopes are written as UTF-8 for the append thread: shared memory the thread reads in
- * place, reused from group to group. A JS string cloned to the thread would be a new string in its heap,
- * 20,000 of them per group for its collector to copy while the commit waits.
+ * Shared memory a group is packed into for the append thread, which reads it in place: reused from group
+ * to group, replaced by larger buffers when a group needs more. Cloned to the thread, every event's
+ * strings would be new strings in its heap (20,000 envelopes per full group for its collector to copy
+ * while the commit waits), and cloning them one by one costs the main thread more than writing them.
  */
-export interface EnvelopeBytes {
+export interface GroupBuffers {
   bytes: Buffer;
+  fields: Float64Array;
+}
+
+/** What packEvents wrote into the group's buffers. */
+export interface PackedGroup {
+  count: number;
+  /** The distinct oid, sid, event_type and stream values, indexed from the fields. */
+  strings: string[];
+  /** Bytes written into `bytes`. */
+  bytes: number;
 }
 
 /**
- * Packs a group for the append thread: the events' fields into `into` (7 primitives per event, its length
- * set to fit; one array reused for every group, since a fresh one per group is garbage V8 tends to
- * allocate straight into the old generation once groups are large), their envelopes as UTF-8 into
- * `envelopes.bytes` (replaced by a larger buffer when it is too small). Returns the bytes written.
+ * Packs a group for the append thread into `buffers` (PackedEvents). `intern` is a map the caller reuses
+ * from group to group (emptied here); `grow` makes a larger shared buffer of at least `size` bytes.
  */
-export function packEvents(events: ReadonlyArray<StoredEvent>, into: Array<string | number | null>, envelopes: EnvelopeBytes, grow: (atLeast: number) => Buffer): number {
-  into.length = events.length * EVENT_FIELDS;
-  let bytes = envelopes.bytes;
+export function packEvents(events: ReadonlyArray<StoredEvent>, buffers: GroupBuffers, intern: Map<string, number>, grow: (size: number) => Buffer): PackedGroup {
+  intern.clear();
+  const strings: string[] = [];
+  const index = (value: string): number => {
+    let i = intern.get(value);
+    if (i === undefined) {
+      i = strings.push(value) - 1;
+      intern.set(value, i);
+    }
+    return i;
+  };
+  if (buffers.fields.length < events.length * EVENT_FIELDS) {
+    const size = Math.max(events.length * EVENT_FIELDS, buffers.fields.length * 2) * Float64Array.BYTES_PER_ELEMENT;
+    buffers.fields = new Float64Array(grow(size).buffer, 0, size / Float64Array.BYTES_PER_ELEMENT);
+  }
+  const f = buffers.fields;
+  let bytes = buffers.bytes;
   let offset = 0;
   let i = 0;
   for (const e of events) {
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-    const worst = offset + e.json.length * 3;
+    const worst = offset + (e.event_id.length + e.json.length) * 3;
     if (worst > bytes.length) {
       const larger = grow(Math.max(worst, bytes.length * 2));
       bytes.copy(larger, 0, 0, offset);
-      envelopes.bytes = bytes = larger;
+      buffers.bytes = bytes = larger;
     }
+    f[i] = index(e.oid);
+    f[i + 1] = e.sid === null ? -1 : index(e.sid);
+    f[i + 2] = index(e.event_type);
+    f[i + 3] = e.event_time;
+    offset += bytes.write(e.event_id, offset);
+    f[i + 4] = offset;
     offset += bytes.write(e.json, offset);
-    into[i++] = e.oid;
-    into[i++] = e.sid;
-    into[i++] = e.event_type;
-    into[i++] = e.event_time;
-    into[i++] = e.event_id;
-    into[i++] = offset;
-    into[i++] = e.stream ?? null;
+    f[i + 5] = offset;
+    f[i + 6] = e.stream === undefined || e.stream === null ? -1 : index(e.stream);
+    i += EVENT_FIELDS;
   }
-  return offset;
+  return { count: events.length, strings, bytes: offset };
 }
