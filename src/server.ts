@@ -94,6 +94,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   }
 
   const metrics = new Metrics();
+  store.observeLogReads?.((source, rows) => metrics.outputLogRowsRead.inc({ source }, rows));
   const registry = new SessionRegistry();
   let cluster: ClusterNode | null = null;
   if (config.bus !== undefined) {

@@ -249,6 +249,8 @@ describe('outputs (file module, real server)', () => {
     await waitFor(async () => (await api()<{ errors: unknown[] }>('GET', `/v1/errors/${s.oid}`)).body.errors.length === 0, { message: 'error cleared' });
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     expect(metrics).toMatch(/picket_output_events_sent_total\{module="file"\} 200/);
+    // The first 100 were committed before the restart: read back from the database, not from memory.
+    expect(Number(/picket_output_log_rows_read_total\{source="store"\} (\d+)/.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(100);
   });
 
   it('drop_oldest skips ahead past the queue limit and counts exactly the events it skipped', async () => {

@@ -101,6 +101,27 @@ describe('SqliteStore (SQLite specifics)', () => {
     expect(rows.map(({ oid, sid, event_type, event_time, event_id, json, stream }) => ({ oid, sid, event_type, event_time, event_id, json, stream }))).toEqual([...big, ...small]);
   });
 
+  it('readLog reports where its rows came from: the file for what an earlier run committed, the memory tail for the groups committed since', async () => {
+    const { file, store: before } = await migratedStore('full');
+    await before.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
+    const group = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: from + i, event_id: `e${from + i}`, json: `{"n":${from + i}}` }));
+    await before.appendEvents(group(0, 5), []);
+    await before.close();
+    const store = SqliteStore.open({ path: file, synchronous: 'full' });
+    const reads: Array<[string, number]> = [];
+    store.observeLogReads((source, rows) => {
+      if (rows > 0) reads.push([source, rows]);
+    });
+    const first = await store.readLog({ oid: 'o', stream: 'event', afterSeq: 0, limit: 100 });
+    expect(first).toHaveLength(5);
+    expect(reads).toEqual([['store', 5]]);
+    await store.appendEvents(group(5, 3), []);
+    const second = await store.readLog({ oid: 'o', stream: 'event', afterSeq: first.at(-1)!.seq, limit: 100 });
+    expect(second.map((r) => r.json)).toEqual(['{"n":5}', '{"n":6}', '{"n":7}']);
+    expect(reads).toEqual([['store', 5], ['memory', 3]]);
+    await store.close();
+  });
+
   it("the main thread's small writes (cursors, alive, usage) go to the append thread, queued behind the group it is committing", async () => {
     const { store } = await migratedStore('full');
     await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });

@@ -20,6 +20,7 @@ export class Metrics {
   readonly outputFailures = new Counter({ name: 'picket_output_failures_total', help: 'Failed output deliveries (each retried later), by module', labelNames: ['module'] as const, registers: [this.registry] });
   readonly outputDropped = new Counter({ name: 'picket_output_dropped_total', help: 'Events an output skipped because its queue went over PICKET_OUTPUT_QUEUE_LIMIT with PICKET_OUTPUT_OVERFLOW=drop_oldest', labelNames: ['oid', 'output'] as const, registers: [this.registry] });
   readonly outputLag = new Gauge({ name: 'picket_output_lag_events', help: 'How far an output is behind the end of the event log, in log positions', labelNames: ['oid', 'output'] as const, registers: [this.registry] });
+  readonly outputLogRowsRead = new Counter({ name: 'picket_output_log_rows_read_total', help: "Rows of the event log read by outputs, by source: memory (the embedded store's tail of what it just committed) or store (the database)", labelNames: ['source'] as const, registers: [this.registry] });
   readonly outputsPaused = new Gauge({ name: 'picket_outputs_paused', help: 'Outputs paused after repeated failures', registers: [this.registry] });
   readonly liveSubscribers = new Gauge({ name: 'picket_live_stream_subscribers', help: 'Live stream clients connected', registers: [this.registry] });
   readonly liveDropped = new Counter({ name: 'picket_live_stream_dropped_total', help: 'Lines dropped from live streams whose clients read too slowly (each client is told how many)', registers: [this.registry] });

@@ -254,6 +254,11 @@ export interface Store {
   setOutputCursor(oid: string, name: string, seq: number): Promise<void>;
   /** The organization's stored events of one stream after a log position, in log order. */
   readLog(query: LogQuery): Promise<LogRow[]>;
+  /**
+   * Where readLog's rows came from, reported after every read: `memory` for the groups a store keeps after
+   * committing them (the embedded store's tail of the log), `store` for rows read from the database.
+   */
+  observeLogReads?(observer: (source: 'memory' | 'store', rows: number) => void): void;
   /** How many of the organization's stored events of one stream lie in (afterSeq, upToSeq]. */
   countLog(query: Omit<LogQuery, 'limit'> & { upToSeq: number }): Promise<number>;
   /** The highest log position stored so far (0 for an empty log). */

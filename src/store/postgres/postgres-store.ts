@@ -66,6 +66,7 @@ export class PostgresStore implements Store {
   private nodeLock: pg.PoolClient | null = null;
   /** Why the single-node lock's connection was lost, if it was. */
   private nodeLockLost: Error | undefined;
+  private logReadObserver: ((source: 'memory' | 'store', rows: number) => void) | null = null;
   private readonly partitions: EventPartitions;
   private readonly sensors: SensorTables;
   private readonly tasks: TaskTables;
@@ -313,7 +314,15 @@ export class PostgresStore implements Store {
   async deleteOutput(oid: string, name: string): Promise<boolean> { return this.outputs.deleteOutput(oid, name); }
   async getOutputCursor(oid: string, name: string): Promise<number | null> { return this.outputs.getOutputCursor(oid, name); }
   async setOutputCursor(oid: string, name: string, seq: number): Promise<void> { await this.outputs.setOutputCursor(oid, name, seq); }
-  async readLog(query: LogQuery): Promise<LogRow[]> { return this.outputs.readLog(query); }
+  async readLog(query: LogQuery): Promise<LogRow[]> {
+    const rows = await this.outputs.readLog(query);
+    this.logReadObserver?.('store', rows.length);
+    return rows;
+  }
+
+  observeLogReads(observer: (source: 'memory' | 'store', rows: number) => void): void {
+    this.logReadObserver = observer;
+  }
   async countLog(query: Omit<LogQuery, 'limit'> & { upToSeq: number }): Promise<number> { return this.outputs.countLog(query); }
   async lastLogSeq(): Promise<number> { return this.outputs.lastLogSeq(); }
   async recordOrgError(error: OrgError): Promise<void> { await this.outputs.recordOrgError(error); }

@@ -79,6 +79,7 @@ export class SqliteStore implements Store {
   private checkpointer: CheckpointThread | null = null;
   /** The groups committed last, with their log positions: what outputs that keep up read (recent-log.ts). */
   private readonly recent = new RecentLog();
+  private logReadObserver: ((source: 'memory' | 'store', rows: number) => void) | null = null;
 
   private constructor(
     private readonly db: Database.Database,
@@ -494,12 +495,22 @@ export class SqliteStore implements Store {
 
   async readLog(query: LogQuery): Promise<LogRow[]> {
     const recent = this.recent.read(query);
-    if (recent === null) return this.outputs.readLog(query);
+    if (recent === null) {
+      const rows = this.outputs.readLog(query);
+      this.logReadObserver?.('store', rows.length);
+      return rows;
+    }
+    this.logReadObserver?.('memory', recent.length);
     if (recent.length >= query.limit) return recent;
     // What was committed after the last group this store heard back about (or inserted beside it) is read
     // from the file: the answer is the same as the file's alone.
     const rest = this.outputs.readLog({ ...query, afterSeq: Math.max(query.afterSeq, this.recent.high), limit: query.limit - recent.length });
+    this.logReadObserver?.('store', rest.length);
     return rest.length === 0 ? recent : recent.concat(rest);
+  }
+
+  observeLogReads(observer: (source: 'memory' | 'store', rows: number) => void): void {
+    this.logReadObserver = observer;
   }
 
   /**
