@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AppendThread } from '../src/store/sqlite/append-thread.js';
+import { AppendThread, MAX_KEPT_GROUP_BYTES } from '../src/store/sqlite/append-thread.js';
 import { CheckpointThread } from '../src/store/sqlite/checkpoint-thread.js';
 import { openDatabase, walSizeLimitBytes } from '../src/store/sqlite/connection.js';
 import { MIGRATIONS, migrate, SchemaTooNewError, schemaVersion, type Migration } from '../src/store/sqlite/migrations.js';
@@ -99,6 +99,27 @@ describe('SqliteStore (SQLite specifics)', () => {
     expect(rows.length).toBe(big.length + small.length);
     expect(new Set(rows.map((r) => `${String(r.kind)} ${String(r.id_kind)}`))).toEqual(new Set(['text text']));
     expect(rows.map(({ oid, sid, event_type, event_time, event_id, json, stream }) => ({ oid, sid, event_type, event_time, event_id, json, stream }))).toEqual([...big, ...small]);
+  });
+
+  it('keeps the shared buffers of ordinary groups for the next ones, and lets go of one grown for a burst of very large events', async () => {
+    const { store } = await migratedStore('full');
+    await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
+    const group = (tag: string, n: number, pad: number) =>
+      Array.from({ length: n }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: i, event_id: `${tag}${i}`, json: JSON.stringify({ pad: 'x'.repeat(pad) }) }));
+    await store.appendEvents(group('a', 100, 100), []);
+    const thread = (store as unknown as { appender: AppendThread }).appender;
+    expect(thread).toBeInstanceOf(AppendThread);
+    const ordinary = thread.spareBytes;
+    expect(ordinary).toBeGreaterThan(0);
+    expect(ordinary).toBeLessThanOrEqual(MAX_KEPT_GROUP_BYTES);
+    // About 70 MB of envelopes: the buffer grows to 128 MiB, past what is kept.
+    await store.appendEvents(group('b', 700, 100_000), []);
+    expect(thread.spareBytes).toBe(0);
+    // The next ordinary group starts again from small buffers, kept as before.
+    await store.appendEvents(group('c', 100, 100), []);
+    expect(thread.spareBytes).toBe(ordinary);
+    expect(await store.countLog({ oid: 'o', stream: 'event', afterSeq: 0, upToSeq: 1e9 })).toBe(900);
+    await store.close();
   });
 
   it('readLog reports where its rows came from: the file for what an earlier run committed, the memory tail for the groups committed since', async () => {

@@ -67,6 +67,12 @@ const INITIAL_GROUP_BYTES = 1 << 20;
 const INITIAL_GROUP_FIELDS = 1024 * EVENT_FIELDS;
 /** Buffers kept for the next groups (two groups are in flight at most, and one being packed). */
 const MAX_SPARE_GROUP_BUFFERS = 3;
+/**
+ * Largest byte buffer kept for the next groups: a full group of ordinary events needs 16-32 MiB. One grown
+ * for a burst of very large events is let go once its group is committed, as its strings used to be, so
+ * its resident pages are not held for the life of the node.
+ */
+export const MAX_KEPT_GROUP_BYTES = 64 * 1024 * 1024;
 
 function sharedBuffer(size: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(size));
@@ -108,6 +114,11 @@ export class AppendThread {
     }));
   }
 
+  /** Bytes of shared memory kept for the next groups (not in use by a group in flight). */
+  get spareBytes(): number {
+    return this.spareBuffers.reduce((n, b) => n + b.bytes.length + b.fields.byteLength, 0);
+  }
+
   /** The thread died (its uncommitted group was rolled back and rejected); the store commits in-thread from then on. */
   get failed(): boolean {
     return this.failure !== null;
@@ -129,7 +140,8 @@ export class AppendThread {
       };
     }, () => this.intern.clear());
     const release = (): void => {
-      if (this.spareBuffers.length < MAX_SPARE_GROUP_BUFFERS) this.spareBuffers.push(buffers);
+      const kept = buffers.bytes.length <= MAX_KEPT_GROUP_BYTES && buffers.fields.byteLength <= MAX_KEPT_GROUP_BYTES;
+      if (kept && this.spareBuffers.length < MAX_SPARE_GROUP_BUFFERS) this.spareBuffers.push(buffers);
     };
     done.then(release, release);
     return done;
