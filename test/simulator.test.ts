@@ -31,6 +31,23 @@ describe('picket simulate', () => {
     expect(types.size).toBeGreaterThanOrEqual(8);
   });
 
+  it('spreads paced sensors over the tick and stamps each batch when it is sent, as independent sensors send', async () => {
+    const mix = new EventMix(5, 256);
+    const stamps: number[] = [];
+    const sim = new FleetSimulator({
+      url: server.url, installationKey: server.installationKey, sensors: 20, encoding: 'msgpack', connectRate: 200, connectConcurrency: 20, maxInflight: 4, hostnamePrefix: 'spread', seed: 4,
+      batchSource: (_sensor, max, now) => (stamps.push(now), mix.batch(max, now)),
+    });
+    expect(await sim.connectAll(20_000)).toBe(20);
+    await sim.runLoad({ eps: 2000, durationS: 2, batchEvents: 100, tickMs: 50, warmupS: 0, progressIntervalMs: 1000 });
+    expect(await sim.drain(10_000)).toBe(true);
+    await sim.close();
+    // 40 ticks of 50 ms: sent all at once per tick, the batches would carry about 40 distinct times; in
+    // 10 slots a tick, about 400.
+    expect(stamps.length).toBeGreaterThan(200);
+    expect(new Set(stamps).size).toBeGreaterThan(120);
+  });
+
   it('enrolls a fleet, paces events, and every event is acknowledged and stored once', async () => {
     const sim = new FleetSimulator({ url: server.url, installationKey: server.installationKey, sensors: 20, encoding: 'msgpack', connectRate: 200, connectConcurrency: 20, maxInflight: 4, hostnamePrefix: 'paced', seed: 3 });
     expect(await sim.connectAll(20_000)).toBe(20);

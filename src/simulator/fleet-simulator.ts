@@ -7,6 +7,11 @@ import { EventMix } from './event-mix.js';
 import { LatencyRecorder, type LatencySummary } from './latency-recorder.js';
 import { SimulatedSensor, simulatedHost, type SimulatedSensorListener } from './simulated-sensor.js';
 
+/** Most slots the paced sensors are spread over within a tick. */
+const PACING_SLOTS = 10;
+/** Shortest time between two slots, ms. */
+const MIN_SLOT_MS = 5;
+
 export interface FleetOptions {
   /** Cloud URL (http, https, ws or wss); the gateway path is appended. */
   url: string;
@@ -205,7 +210,13 @@ export class FleetSimulator {
     const creditCap = Math.max(perSensorEps * 2, 1);
     this.saturateBatch = load.eps > 0 ? 0 : load.batchEvents;
     this.recordLatency = load.warmupS <= 0;
-    let lastTick = Date.now();
+    // Paced sensors are spread over the tick in slots a few ms apart (sensor i in slot i % slots), as
+    // sensors of a real fleet send independently: serving them all in one pass would send the whole
+    // fleet's batches in one burst per tick, and measure the queue behind that burst as latency.
+    const slots = perSensorEps > 0 ? Math.max(1, Math.min(PACING_SLOTS, this.sensors.length, Math.floor(load.tickMs / MIN_SLOT_MS))) : 1;
+    const slotMs = load.tickMs / slots;
+    const lastServed = new Array<number>(slots).fill(Date.now());
+    let slot = 0;
     let lastProgress = { at: Date.now(), sent: 0, acked: 0 };
     let nextProgress = Date.now() + load.progressIntervalMs;
 
@@ -218,14 +229,17 @@ export class FleetSimulator {
         this.recordLatency = true;
       }
       if (perSensorEps > 0) {
-        const dt = (now - lastTick) / 1000;
-        for (let i = 0; i < this.sensors.length; i++) {
+        const dt = (now - lastServed[slot]!) / 1000;
+        lastServed[slot] = now;
+        for (let i = slot; i < this.sensors.length; i += slots) {
           const s = this.sensors[i]!;
           let c = credit[i]! + perSensorEps * dt;
           const n = Math.min(Math.floor(c), s.maxBatchEvents);
-          const events = n > 0 && s.canSend(now) ? this.nextBatch(s, n, now) : [];
+          // Stamped when built and sent, not at the slot's start: the events before it took time to encode.
+          const at = n > 0 ? Date.now() : now;
+          const events = n > 0 && s.canSend(at) ? this.nextBatch(s, n, at) : [];
           if (events.length > 0) {
-            s.send(events, now);
+            s.send(events, at);
             this.eventsSent += events.length;
             this.batchesSent++;
             c -= events.length;
@@ -236,17 +250,18 @@ export class FleetSimulator {
           }
           credit[i] = c;
         }
+        slot = (slot + 1) % slots;
       } else {
         for (const s of this.sensors) this.saturateOne(s);
       }
-      lastTick = now;
       if (load.onProgress && now >= nextProgress) {
         const dt = (now - lastProgress.at) / 1000;
         load.onProgress(this.progress('running', (this.eventsSent - lastProgress.sent) / dt, (this.eventsAcked - lastProgress.acked) / dt));
         lastProgress = { at: now, sent: this.eventsSent, acked: this.eventsAcked };
         nextProgress = now + load.progressIntervalMs;
       }
-      await new Promise((r) => setTimeout(r, Math.max(1, load.tickMs - (Date.now() - now))));
+      const pause = perSensorEps > 0 ? slotMs : load.tickMs;
+      await new Promise((r) => setTimeout(r, Math.max(1, pause - (Date.now() - now))));
     }
     this.saturateBatch = 0;
     this.loadEndedAt = Date.now();
