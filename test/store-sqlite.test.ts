@@ -333,7 +333,7 @@ describe('SqliteStore (SQLite specifics)', () => {
     // The last group as if its report had not arrived yet: memory ends two positions before the file.
     await store.appendEvents(group(4), []);
     const last = await store.lastLogSeq();
-    (recent as unknown as { chunks: Array<{ events: unknown[] }> }).chunks.at(-1)!.events.length -= 2;
+    (recent as unknown as { chunks: Array<{ count: number }> }).chunks.at(-1)!.count -= 2;
     expect(recent.high).toBe(last - 2);
     expect(recent.low).toBeGreaterThan(20);
     // What the file is asked for: only what lies beyond memory, when memory holds the start.

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SequenceMark, StoredEvent, TaskWrites } from '../store.js';
 import type { SqliteSynchronous } from './connection.js';
-import { EVENT_FIELDS, packEvents, type GroupBuffers } from './event-append.js';
+import { EVENT_FIELDS, packEvents, type GroupBuffers, type PackedEvents, type PackedGroup } from './event-append.js';
 
 /** One SQL statement and its parameters. */
 export type SqlWrite = readonly [sql: string, params: ReadonlyArray<string | number | null>];
@@ -126,19 +126,35 @@ export class AppendThread {
 
   /**
    * Resolves once the group is committed (durably, per the store's synchronous setting), with the log
-   * position of its first event (null when it has no events or the thread could not tell).
+   * position of its first event (null when it has no events or the thread could not tell). `committed`
+   * is called first with that position and the group as the thread read it: views of shared buffers that
+   * the next group reuses, valid only during the call.
    */
-  append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined): Promise<number | null> {
+  append(events: ReadonlyArray<StoredEvent>, marks: ReadonlyArray<SequenceMark>, tasks: TaskWrites | undefined, committed?: (first: number, group: PackedEvents) => void): Promise<number | null> {
     // The thread reads the group in place until it answers: the buffers are this group's until then.
     const buffers = this.spareBuffers.pop() ?? { bytes: sharedBuffer(INITIAL_GROUP_BYTES), fields: new Float64Array(sharedBuffer(INITIAL_GROUP_FIELDS * Float64Array.BYTES_PER_ELEMENT).buffer) };
-    const done = this.send((id) => {
+    let packed: PackedGroup | undefined;
+    const sent = this.send((id) => {
       this.appends.add(id);
-      const packed = packEvents(events, buffers, this.intern, sharedBuffer);
+      packed = packEvents(events, buffers, this.intern, sharedBuffer);
       return {
         id, count: packed.count, strings: packed.strings, fields: buffers.fields.buffer as SharedArrayBuffer,
         bytes: buffers.bytes.buffer as SharedArrayBuffer, byteLength: packed.bytes, marks, tasks,
       };
     }, () => this.intern.clear());
+    const done = committed
+      ? sent.then((first) => {
+          if (first !== null && packed && packed.count > 0) {
+            const group = { count: packed.count, strings: packed.strings, fields: buffers.fields.subarray(0, packed.count * EVENT_FIELDS), bytes: buffers.bytes.subarray(0, packed.bytes) };
+            try {
+              committed(first, group);
+            } catch {
+              // What follows the commit cannot undo it: the group is stored and its senders are acknowledged.
+            }
+          }
+          return first;
+        })
+      : sent;
     const release = (): void => {
       const kept = buffers.bytes.length <= MAX_KEPT_GROUP_BYTES && buffers.fields.byteLength <= MAX_KEPT_GROUP_BYTES;
       if (kept && this.spareBuffers.length < MAX_SPARE_GROUP_BUFFERS) this.spareBuffers.push(buffers);

@@ -101,7 +101,7 @@ export function prepareAppend(db: Database.Database): AppendTransaction {
   return (events, marks, tasks) => tx.immediate(events, marks, tasks);
 }
 
-function isPacked(events: ReadonlyArray<StoredEvent> | PackedEvents): events is PackedEvents {
+export function isPacked(events: ReadonlyArray<StoredEvent> | PackedEvents): events is PackedEvents {
   return !Array.isArray(events);
 }
 

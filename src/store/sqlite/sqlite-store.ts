@@ -415,13 +415,13 @@ export class SqliteStore implements Store {
     if (this.appender === undefined) this.appender = this.startAppendThread();
     // A thread that died rejected the group it held (rolled back, never acknowledged): commit here from now on.
     if (this.appender?.failed) this.appenderDied();
-    let first: number | null;
     if (this.appender) {
-      first = await this.appender.append(events, marks, tasks);
-    } else {
-      const append = (this.appendTx ??= prepareAppend(this.db));
-      first = guarded(() => append(events, marks, tasks));
+      // The tail keeps a copy of the group as the thread read it (recent-log.ts), taken before its buffers go to the next group.
+      await this.appender.append(events, marks, tasks, (first, group) => this.recent.add(first, group));
+      return;
     }
+    const append = (this.appendTx ??= prepareAppend(this.db));
+    const first = guarded(() => append(events, marks, tasks));
     if (first !== null) this.recent.add(first, events);
   }
 
