@@ -89,8 +89,9 @@ describe('cloud adapters (real servers)', () => {
 
   async function server(dataDir?: string): Promise<TestServer> {
     const s = await startTestServer(dataDir ? { dataDir } : {});
-    cleanups.push(() => s.close({ keepData: true }));
+    // Cleanups run last first: the directory goes only after the server has stopped writing into it.
     if (!dataDir) cleanups.push(() => rmSync(s.dataDir, { recursive: true, force: true }));
+    cleanups.push(() => s.close({ keepData: true }));
     return s;
   }
 

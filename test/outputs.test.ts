@@ -26,8 +26,10 @@ describe('outputs (file module, real server)', () => {
 
   async function server(dataDir?: string, port?: number): Promise<TestServer> {
     const s = await startTestServer({ ...(dataDir ? { dataDir } : {}), ...(port ? { port } : {}) });
-    cleanups.push(() => s.close({ keepData: true }));
+    // Cleanups run last first: the directory goes only after the server has stopped writing into it
+    // (a sensor's DISCONNECTED still reaches the file output while the server runs).
     if (!dataDir) cleanups.push(() => rmSync(s.dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }));
+    cleanups.push(() => s.close({ keepData: true }));
     return s;
   }
 
