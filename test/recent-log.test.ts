@@ -97,18 +97,37 @@ describe('RecentLog', () => {
     const log = new RecentLog({ maxBytes: 1e9, maxAgeMs: 500, idleMs: 1000 });
     const t = performance.now();
     log.add(1, [ev('a')], t);
-    for (let i = 2; i <= 40; i++) log.add(i, [ev(`e${i}`)], t + i * 100);
+    // The log runs on to position 50,040; its readers stay far behind (more than a full group of 20,000).
+    for (let i = 2; i <= 40; i++) log.add(50_000 + i, [ev(`e${i}`)], t + i * 100);
     // An output far behind (reading the file) does not count as a reader of the tail.
     expect(log.read({ oid: 'o', stream: 'event', afterSeq: 3, limit: 10 }, t + 4000)).toBeNull();
-    log.add(41, [ev('f')], t + 4100);
+    log.add(50_041, [ev('f')], t + 4100);
     expect([log.low, log.high]).toEqual([0, 0]);
     expect(log.read({ oid: 'o', stream: 'event', afterSeq: 20, limit: 10 }, t + 4200)).toBeNull();
-    log.add(42, [ev('g')], t + 4300);
+    log.add(50_042, [ev('g')], t + 4300);
     expect(log.high).toBe(0);
     // Caught up with the log's end: what follows is kept again.
-    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 42, limit: 10 }, t + 4400)).toBeNull();
-    log.add(43, [ev('h')], t + 4500);
-    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 42, limit: 10 }, t + 4600))).toEqual(['h']);
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 50_042, limit: 10 }, t + 4400)).toBeNull();
+    log.add(50_043, [ev('h')], t + 4500);
+    expect(ids(log.read({ oid: 'o', stream: 'event', afterSeq: 50_042, limit: 10 }, t + 4600))).toEqual(['h']);
+  });
+
+  it('starts keeping again for a reader a group or two short of the end, as a caught-up output under steady commits reads', () => {
+    const log = new RecentLog({ maxBytes: 1e9, maxAgeMs: 500, idleMs: 1000 });
+    const t = performance.now() + 5000; // Nothing has read for 5 s: nothing kept.
+    const group = (first: number) => Array.from({ length: 1000 }, (_, i) => ev(`e${first + i}`));
+    log.add(1, group(1), t);
+    log.add(1001, group(1001), t + 10);
+    expect(log.high).toBe(0);
+    // Far behind (more than a full group of 20,000): still nothing kept.
+    log.add(30_001, group(30_001), t + 20);
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 5000, limit: 10 }, t + 30)).toBeNull();
+    log.add(31_001, group(31_001), t + 40);
+    expect(log.high).toBe(0);
+    // One group short of the end (the next group was reported while it read): kept from the next group on.
+    expect(log.read({ oid: 'o', stream: 'event', afterSeq: 31_000, limit: 10 }, t + 50)).toBeNull();
+    log.add(32_001, group(32_001), t + 60);
+    expect([log.low, log.high]).toEqual([32_001, 33_000]);
   });
 
   it('by default still holds the last second of a node taking 40,000 events/s (an output a second behind reads no file)', () => {

@@ -54,6 +54,9 @@ export interface RecentLogLimits {
  */
 export const RECENT_LOG_LIMITS: RecentLogLimits = { maxBytes: 32 * 1024 * 1024, maxAgeMs: 2000, idleMs: 10_000 };
 
+/** Positions from the log's end within which a read, while nothing is held, starts the keeping again (a full group). */
+const NEAR_END_POSITIONS = 20_000;
+
 export class RecentLog {
   private chunks: Chunk[] = [];
   private head = 0;
@@ -154,7 +157,9 @@ export class RecentLog {
    * (a commit not yet reported): the caller reads those from there.
    */
   read(q: LogQuery, now = performance.now()): LogRow[] | null {
-    const behind = this.head < this.chunks.length ? q.afterSeq + 1 < this.low : q.afterSeq < this.end;
+    // With nothing held, a reader counts as at the end within a full group of it: under steady commits a
+    // caught-up output reads while the next group is already reported, and must still start the keeping.
+    const behind = this.head < this.chunks.length ? q.afterSeq + 1 < this.low : this.end - q.afterSeq > NEAR_END_POSITIONS;
     if (!behind) this.lastReadAt = now;
     if (this.head >= this.chunks.length || q.afterSeq + 1 < this.low || q.afterSeq > this.high) return null;
     const rows: LogRow[] = [];
