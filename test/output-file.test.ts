@@ -112,6 +112,26 @@ describe('file output module', () => {
     expect(after).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
   });
 
+  it('records its position in one fixed-width write over the last, in a file of one record', async () => {
+    const data = dataDir();
+    const fields = { dest_path: 'pos.jsonl' };
+    const dir = path.join(data, 'outputs');
+    // A record as an earlier version wrote it (a whole file renamed over the last), longer than its JSON.
+    await import('node:fs').then((fs) => {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'pos.jsonl.position'), `${JSON.stringify({ seq: 0, bytes: 0 })}${' '.repeat(100)}x`);
+    });
+    const m = fileModule.create({ name: 'f', oid: 'o', dataDir: data, fields });
+    expect(await m.resumeAfter!()).toBeNull();
+    for (let i = 0; i < 5; i++) await m.send(records(1 + i * 3, 3, i * 50));
+    await m.syncPosition!();
+    const raw = readFileSync(path.join(dir, 'pos.jsonl.position'), 'utf8');
+    expect(raw).toHaveLength(64);
+    expect(JSON.parse(raw)).toEqual({ seq: 15, bytes: readFileSync(path.join(dir, 'pos.jsonl')).length });
+    await m.close();
+    expect(readdirSync(dir).sort()).toEqual(['pos.jsonl', 'pos.jsonl.position']);
+  });
+
   it('a crash during the very first batch is cut back to the file as it was', async () => {
     const data = dataDir();
     const file = path.join(data, 'outputs', 'first.jsonl');

@@ -152,6 +152,47 @@ describe('OutputWorker on a real event log', () => {
     expect(await store.getOutputCursor(OID, 'archive')).toBe(end);
   });
 
+  it("saves a cursor only after the module's own record of what it delivered is synced, on stop too", async () => {
+    const { store, config } = await openLog();
+    const real = new StoreOutputQueue(store, config);
+    /** The last position delivered when each sync of the module's record began, in order. */
+    const syncedThrough: number[] = [];
+    let lastDelivered = 0;
+    const violations: string[] = [];
+    const committed: number[] = [];
+    const queue: OutputQueue = {
+      open: () => real.open(), read: (after, limit) => real.read(after, limit), end: () => real.end(), backlog: (after, limit, exact) => real.backlog(after, limit, exact), close: async () => undefined,
+      commit: async (seq) => {
+        // What survives a power cut: a cursor on disk past the module's record on disk would skip what it cuts.
+        if (seq > (syncedThrough.at(-1) ?? -1)) violations.push(`cursor ${seq} saved with the record synced through ${syncedThrough.at(-1) ?? 'nothing'}`);
+        await real.commit(seq);
+        committed.push(seq);
+      },
+    };
+    const module: OutputModule = {
+      batching: { maxRecords: 3, maxWaitMs: 0 },
+      send: async (records) => void (lastDelivered = records.at(-1)!.seq),
+      syncPosition: async () => {
+        const through = lastDelivered;
+        await new Promise((r) => setTimeout(r, 5));
+        syncedThrough.push(through);
+      },
+      close: async () => undefined,
+    };
+    const worker = new OutputWorker(config, module, {
+      store, queue, metrics: new Metrics(), logger: silentLogger(), now: Date.now,
+      policy: { retryBaseMs: 10, retryCapMs: 100, pauseAfter: 10, pauseMs: 1000, queueLimit: 1_000_000, overflow: 'keep', idlePollMs: 20 },
+    });
+    worker.start();
+    for (let n = 1; n <= 40; n += 4) await store.appendEvents([n, n + 1, n + 2, n + 3].map((k) => event(k, null)), []);
+    const end = await store.lastLogSeq();
+    await waitFor(() => worker.position === end, { message: 'everything delivered' });
+    await worker.stop();
+    expect(committed.at(-1)).toBe(end);
+    expect(syncedThrough.length).toBeGreaterThanOrEqual(committed.length);
+    expect(violations).toEqual([]);
+  });
+
   it('a cursor write that fails is the queue\'s failure: recorded, the queue reopened, delivery carried on once from its position', async () => {
     const { store, config } = await openLog();
     const real = new StoreOutputQueue(store, config);

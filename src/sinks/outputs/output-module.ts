@@ -40,6 +40,12 @@ export interface OutputModule {
    * once before its first read and continues after the larger of the two, so nothing is delivered twice.
    */
   resumeAfter?(): Promise<number | null>;
+  /**
+   * For destinations that keep such a record without syncing it every batch: makes what it says about the
+   * batches delivered so far durable. The delivery loop calls it before each save of the output's cursor,
+   * so a cursor that survives a power cut never covers a batch the record does not.
+   */
+  syncPosition?(): Promise<void>;
 }
 
 /** What a module factory gets: the output's module fields (already validated) and a few node facilities. */

@@ -350,7 +350,10 @@ export class OutputWorker {
   private startPersist(now = performance.now()): void {
     this.persistedAt = now;
     this.persistPending = false;
-    this.persisting = this.deps.queue.commit(this.cursor).then(
+    // Every batch up to this position was delivered before the module's record is synced (module.syncPosition).
+    const seq = this.cursor;
+    const synced = this.module.syncPosition?.() ?? Promise.resolve();
+    this.persisting = synced.then(() => this.deps.queue.commit(seq)).then(
       () => void (this.persisting = null),
       (err: unknown) => {
         this.persisting = null;
