@@ -143,42 +143,6 @@ describe('SqliteStore (SQLite specifics)', () => {
     await store.close();
   });
 
-  it('reads up to the end of the log it has heard of: a reader at that end or on the tail queries nothing, rows inserted beside the groups come from the file', async () => {
-    const { file, store } = await migratedStore('full');
-    await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });
-    const group = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ oid: 'o', sid: 's', event_type: 'T', event_time: from + i, event_id: `e${from + i}`, json: `{"n":${from + i}}` }));
-    const reads: Array<[string, number]> = [];
-    // Every read is reported, with no rows too: a 'store' entry is a query of the file.
-    store.observeLogReads((source, rows) => void reads.push([source, rows]));
-    await store.appendEvents(group(0, 3), []);
-    const first = await store.readLog({ oid: 'o', stream: 'event', afterSeq: 0, limit: 100 });
-    expect(first.map((r) => r.json)).toEqual(['{"n":0}', '{"n":1}', '{"n":2}']);
-    const end = first.at(-1)!.seq;
-    expect(await store.readLog({ oid: 'o', stream: 'event', afterSeq: end, limit: 100 })).toEqual([]);
-    expect(reads).toEqual([['memory', 3]]);
-    const fileEnd = (): number => {
-      const db = new Database(file, { readonly: true });
-      try {
-        return (db.prepare('SELECT max(seq) AS seq FROM events').get() as { seq: number }).seq;
-      } finally {
-        db.close();
-      }
-    };
-    expect(await store.lastLogSeq()).toBe(end);
-    expect(fileEnd()).toBe(end);
-    // The billing events of a closed period are inserted on the main connection, beside the groups.
-    expect(await store.closeUsagePeriod(1, group(100, 2), 2)).toBe(true);
-    expect(await store.lastLogSeq()).toBe(end + 2);
-    const beside = await store.readLog({ oid: 'o', stream: 'event', afterSeq: end, limit: 100 });
-    expect(beside.map((r) => r.json)).toEqual(['{"n":100}', '{"n":101}']);
-    expect(reads.at(-1)).toEqual(['store', 2]);
-    await store.appendEvents(group(3, 2), []);
-    expect((await store.readLog({ oid: 'o', stream: 'event', afterSeq: end + 2, limit: 100 })).map((r) => r.json)).toEqual(['{"n":3}', '{"n":4}']);
-    expect(reads.at(-1)).toEqual(['memory', 2]);
-    expect(await store.lastLogSeq()).toBe(fileEnd());
-    await store.close();
-  });
-
   it("the main thread's small writes (cursors, alive, usage) go to the append thread, queued behind the group it is committing", async () => {
     const { store } = await migratedStore('full');
     await store.createOrg({ oid: 'o', name: 'n', quota: null, created: 1 });

@@ -261,11 +261,7 @@ export interface Store {
   observeLogReads?(observer: (source: 'memory' | 'store', rows: number) => void): void;
   /** How many of the organization's stored events of one stream lie in (afterSeq, upToSeq]. */
   countLog(query: Omit<LogQuery, 'limit'> & { upToSeq: number }): Promise<number>;
-  /**
-   * The highest log position stored so far (0 for an empty log). The embedded store answers the end of
-   * what it has heard committed, as readLog reads: a group committed a moment ago can lie past it until
-   * its commit is reported (before its events are acknowledged).
-   */
+  /** The highest log position stored so far (0 for an empty log). */
   lastLogSeq(): Promise<number>;
 
   // Errors of an organization's components (outputs, adapters)

@@ -79,15 +79,6 @@ export class SqliteStore implements Store {
   private checkpointer: CheckpointThread | null = null;
   /** The groups committed last, with their log positions: what outputs that keep up read (recent-log.ts). */
   private readonly recent = new RecentLog();
-  /**
-   * The log's end as far as this store has heard: the last position of the last group whose commit was
-   * reported back to it (or that it committed itself). null when it must be read from the file: before the
-   * first use, after rows inserted beside the groups (closeUsagePeriod), after a group whose positions the
-   * thread could not tell. A group the append thread has committed and not yet reported is past it for
-   * the moment its report takes to arrive, and reaches readers with that report (before its senders are
-   * acknowledged).
-   */
-  private reportedEnd: number | null = null;
   private logReadObserver: ((source: 'memory' | 'store', rows: number) => void) | null = null;
 
   private constructor(
@@ -133,7 +124,6 @@ export class SqliteStore implements Store {
     await this.stopCheckpointThread();
     await appender?.close();
     this.recent.clear();
-    this.reportedEnd = null;
     if (!this.db.open) return;
     this.statements.clear();
     this.appendTx = null;
@@ -427,31 +417,12 @@ export class SqliteStore implements Store {
     if (this.appender?.failed) this.appenderDied();
     if (this.appender) {
       // The tail keeps a copy of the group as the thread read it (recent-log.ts), taken before its buffers go to the next group.
-      const first = await this.appender.append(events, marks, tasks, (at, group) => {
-        this.recent.add(at, group);
-        this.committedThrough(at + group.count - 1);
-      });
-      if (first === null && events.length > 0) this.reportedEnd = null;
+      await this.appender.append(events, marks, tasks, (first, group) => this.recent.add(first, group));
       return;
     }
     const append = (this.appendTx ??= prepareAppend(this.db));
     const first = guarded(() => append(events, marks, tasks));
-    if (first !== null) {
-      this.recent.add(first, events);
-      this.committedThrough(first + events.length - 1);
-    } else if (events.length > 0) {
-      this.reportedEnd = null;
-    }
-  }
-
-  /** A group of this store's own is committed through `last`. */
-  private committedThrough(last: number): void {
-    if (this.reportedEnd !== null && last > this.reportedEnd) this.reportedEnd = last;
-  }
-
-  /** The log's end as far as this store has heard (reportedEnd), read from the file when not known. */
-  private logEnd(): number {
-    return (this.reportedEnd ??= this.outputs.lastLogSeq());
+    if (first !== null) this.recent.add(first, events);
   }
 
   /**
@@ -522,26 +493,16 @@ export class SqliteStore implements Store {
     await this.smallWrite([[SET_OUTPUT_CURSOR, [seq, oid, name, seq]]], () => this.outputs.setOutputCursor(oid, name, seq));
   }
 
-  /**
-   * Read up to the log's end as this store has heard it (reportedEnd): from the memory tail where it holds
-   * the positions, from the file for the rest. Nothing past that end is read: a reader caught up with it
-   * costs no query, and one reading the tail does not look in the file for a group whose report has not
-   * arrived (it comes with the report, which wakes the outputs). lastLogSeq() answers the same end, so an
-   * output that moves its cursor to the end has read everything up to it.
-   */
   async readLog(query: LogQuery): Promise<LogRow[]> {
-    // Read first: it is also what keeps the tail kept for a reader at the end (recent-log.ts).
     const recent = this.recent.read(query);
-    const end = this.logEnd();
-    if (query.afterSeq >= end) return recent ?? [];
     if (recent === null) {
       const rows = this.outputs.readLog(query);
       this.logReadObserver?.('store', rows.length);
       return rows;
     }
     this.logReadObserver?.('memory', recent.length);
-    if (recent.length >= query.limit || this.recent.high >= end) return recent;
-    // Positions after the tail up to the end (inserted beside the groups, or a tail started over) are read
+    if (recent.length >= query.limit) return recent;
+    // What was committed after the last group this store heard back about (or inserted beside it) is read
     // from the file: the answer is the same as the file's alone.
     const rest = this.outputs.readLog({ ...query, afterSeq: Math.max(query.afterSeq, this.recent.high), limit: query.limit - recent.length });
     this.logReadObserver?.('store', rest.length);
@@ -567,9 +528,8 @@ export class SqliteStore implements Store {
     return n;
   }
 
-  /** The log's end as far as this store has heard (reportedEnd): the end readLog reads up to. */
   async lastLogSeq(): Promise<number> {
-    return this.logEnd();
+    return this.outputs.lastLogSeq();
   }
 
   async recordOrgError(error: OrgError): Promise<void> {
@@ -606,12 +566,7 @@ export class SqliteStore implements Store {
   async listUsage(oid: string, fromPeriod: number, toPeriod: number): Promise<UsageAmount[]> { return this.usage.listUsage(oid, fromPeriod, toPeriod); }
   async usageOfPeriod(period: number): Promise<UsageAmount[]> { return this.usage.usageOfPeriod(period); }
   async unclosedUsagePeriods(before: number): Promise<number[]> { return this.usage.unclosedUsagePeriods(before); }
-  async closeUsagePeriod(period: number, events: ReadonlyArray<StoredEvent>, at: number): Promise<boolean> {
-    const closed = this.usage.closeUsagePeriod(period, events, at);
-    // Inserted beside the groups: the log's end is read from the file again.
-    if (closed && events.length > 0) this.reportedEnd = null;
-    return closed;
-  }
+  async closeUsagePeriod(period: number, events: ReadonlyArray<StoredEvent>, at: number): Promise<boolean> { return this.usage.closeUsagePeriod(period, events, at); }
   async getScheduleMarks(): Promise<Record<string, number>> { return this.usage.getScheduleMarks(); }
   async claimSchedulePeriod(frequency: string, period: number): Promise<boolean> { return this.usage.claimSchedulePeriod(frequency, period); }
   async listSensorsSeenSince(since: number): Promise<SensorRecord[]> { return this.usage.listSensorsSeenSince(since); }
