@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { buildApi } from './api/app.js';
 import { MemoryBus } from './bus/memory-bus.js';
+import { DataDirLock } from './data-dir-lock.js';
 import { ClusterNode } from './cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -81,15 +82,24 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Before anything reads or writes the directory: a second server on it is refused here.
+  const dirLock = DataDirLock.acquire(config.dataDir, now());
 
-  const store = openStore(config, logger.child({ component: 'store' }));
+  let store: Store;
   let fresh: Awaited<ReturnType<typeof bootstrapStore>>;
+  try {
+    store = openStore(config, logger.child({ component: 'store' }));
+  } catch (err) {
+    dirLock.release();
+    throw err;
+  }
   try {
     await store.migrate();
     fresh = await bootstrapStore(store, now());
   } catch (err) {
     // A store that cannot be used (in use by another node, unreachable, too new) must not keep the process alive.
     await store.close().catch(() => undefined);
+    dirLock.release();
     throw err;
   }
 
@@ -106,6 +116,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       });
     } catch (err) {
       await store.close().catch(() => undefined);
+      dirLock.release();
       throw err;
     }
   }
@@ -228,6 +239,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       await bus.close();
       await cluster?.disconnect();
       await store.close();
+      dirLock.release();
       logger.info('picket stopped');
     })();
     return closing;
