@@ -195,6 +195,51 @@ describe('cloud adapters (real servers)', () => {
     expect((await adapter('hooks'))?.status).toMatchObject({ state: 'running', events: 6 });
   });
 
+  it("a webhook adapter's events carry its sensor's tags as they are now: added, removed, and gone once their ttl has passed", async () => {
+    let clock = Date.now();
+    const s = await startTestServer({}, { now: () => clock });
+    cleanups.push(() => rmSync(s.dataDir, { recursive: true, force: true }));
+    cleanups.push(() => s.close({ keepData: true }));
+    const { api, timeline, adapter } = helpers(s);
+    const secret = 'webhook-secret-0123456789';
+    expect((await api('POST', `/v1/cloud_adapters/${s.oid}`, { name: 'tagged', type: 'webhook', secret, mapping: { event_type_path: 'kind' } })).status).toBe(200);
+    const sid = adapterSid(s.oid, 'cloud:tagged');
+    await waitFor(async () => (await adapter('tagged'))?.status.state === 'running', { message: 'webhook running' });
+    const post = async (kind: string): Promise<void> => {
+      const res = await fetch(`${s.url}/v1/ingest/webhook/${s.oid}/tagged`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-picket-secret': secret }, body: JSON.stringify({ kind }) });
+      expect(res.status).toBe(200);
+    };
+    const tagsOf = async (kind: string): Promise<unknown> => {
+      const found = await waitFor(async () => (await timeline(sid)).find((e) => e.routing.event_type === kind), { message: `the ${kind} event` });
+      return found.routing.tags;
+    };
+
+    await post('before');
+    expect((await api('POST', `/v1/${sid}/tags`, { tags: ['saas', 'prod'] })).status).toBe(200);
+    await post('tagged');
+    expect((await api('POST', `/v1/${sid}/tags`, { tags: ['triage'], ttl: 60 })).status).toBe(200);
+    await post('with_ttl');
+    expect((await api('DELETE', `/v1/${sid}/tags?tag=prod`)).status).toBe(200);
+    await post('removed');
+    clock += 61_000;
+    await post('expired');
+
+    expect(await tagsOf('before')).toEqual([]);
+    expect(await tagsOf('tagged')).toEqual(['prod', 'saas']);
+    expect(await tagsOf('with_ttl')).toEqual(['prod', 'saas', 'triage']);
+    expect(await tagsOf('removed')).toEqual(['saas', 'triage']);
+    expect(await tagsOf('expired')).toEqual(['saas']);
+    // What the API lists agrees with what the events carry.
+    const listed = await api<{ tags: Record<string, Record<string, unknown>> }>('GET', `/v1/${sid}/tags`);
+    expect(Object.keys(listed.body.tags[sid] ?? {})).toEqual(['saas']);
+
+    // A tag added through another node's API is in the store only: the cluster's rebalance round reads it.
+    await s.server.store.addSensorTags(sid, [{ tag: 'elsewhere', by: 'api:other-node', added: clock, expires: null }]);
+    await s.server.cloudAdapters.refreshTags();
+    await post('refreshed');
+    expect(await tagsOf('refreshed')).toEqual(['elsewhere', 'saas']);
+  });
+
   it('an HTTP poller delivers the records of a JSON API with its auth header, following its cursor, and resumes from it after a restart', async () => {
     const s = await server();
     const { api, timeline, adapter } = helpers(s);

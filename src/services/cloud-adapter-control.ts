@@ -3,6 +3,7 @@
 // (re)start or stop an adapter, its live status, re-enable a disabled one, and hand an inbound webhook
 // post to its adapter. The API never imports the sources themselves.
 import type { CloudAdapterConfig } from '../domain/cloud-adapters.js';
+import type { TagState } from '../domain/records.js';
 
 export type CloudAdapterDefinition = Omit<CloudAdapterConfig, 'oid' | 'enabled' | 'disabled_at' | 'disabled_error' | 'created' | 'updated'>;
 
@@ -67,4 +68,6 @@ export interface CloudAdapterControl {
   status(oid: string, name: string): CloudAdapterRuntimeStatus | undefined;
   /** Stores and delivers the records of an inbound webhook post; resolves once they are durable. */
   receiveWebhook(post: WebhookPost): Promise<WebhookOutcome>;
+  /** A sensor's tags changed: when it is an adapter running here, its next events carry these. */
+  tagsChanged(sid: string, tags: ReadonlyArray<TagState>): void;
 }

@@ -36,6 +36,7 @@ export function registerSensorRoutes(app: ApiApp, ctx: ApiContext): void {
   async function refreshTags(sid: string): Promise<ReturnType<typeof tagsView>> {
     const tags = await ctx.store.getSensorTags(sid, ctx.now());
     ctx.presence.tagsChanged(sid, tags);
+    ctx.cloudAdapters.tagsChanged(sid, tags);
     return tagsView(sid, tags);
   }
 

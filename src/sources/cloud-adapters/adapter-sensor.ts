@@ -6,9 +6,10 @@ import { isCloudProduced, lookupEvent, validatePayload } from '../../catalogue/i
 import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
 import { newId } from '../../domain/ids.js';
 import { ARCHITECTURE, PLATFORM } from '../../domain/platform.js';
-import type { SensorHost } from '../../domain/records.js';
+import type { SensorHost, TagState } from '../../domain/records.js';
 import { RoutingTemplate } from '../../pipeline/envelope.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
+import { TaggedRouting } from '../../pipeline/tagged-routing.js';
 import { hashSecret, newSecret } from '../../services/secrets.js';
 import { adapterSid } from '../../services/sensor-admission.js';
 import type { Store } from '../../store/store.js';
@@ -40,7 +41,8 @@ export interface AdapterPipeline {
 export class AdapterSensor {
   readonly sid: string;
   private readonly mapper: UspMapper;
-  private template: RoutingTemplate | undefined;
+  /** Its routing (and tags, as they change and expire) while it runs. */
+  private routing: TaggedRouting | undefined;
 
   constructor(
     private readonly config: CloudAdapterConfig,
@@ -51,12 +53,24 @@ export class AdapterSensor {
   }
 
   get connected(): boolean {
-    return this.template !== undefined;
+    return this.routing !== undefined;
+  }
+
+  /** Its tags changed (through the API on this node): the events mapped from now on carry these. */
+  setTags(tags: ReadonlyArray<TagState>): void {
+    this.routing?.setTags(tags);
+  }
+
+  /** Reads its tags from the store again (tags changed through another node's API reach it this way). */
+  async refreshTags(): Promise<void> {
+    if (!this.routing) return;
+    const tags = await this.pipeline.store.getSensorTags(this.sid, this.pipeline.now());
+    this.routing?.setTags(tags);
   }
 
   /** Enrolls the sensor on first use and records CONNECTED. Throws when the sensor was deleted. */
   async connect(): Promise<void> {
-    if (this.template) return;
+    if (this.routing) return;
     const { store, now } = this.pipeline;
     const c = this.config;
     const host: SensorHost = {
@@ -79,28 +93,29 @@ export class AdapterSensor {
     }
     if (sensor.deleted !== null) throw new Error(`the adapter's sensor ${this.sid} is deleted; undelete it to resume`);
     await store.updateSensorHost(this.sid, { ...host, isolated: false }, at);
-    const tags = (await store.getSensorTags(this.sid, at)).map((t) => t.tag);
-    const template = new RoutingTemplate({
-      oid: c.oid, iid: sensor.iid, sid: this.sid, did: sensor.did, plat: host.plat, arch: host.arch, hostname: c.hostname, ext_ip: '', int_ip: '', tags,
-    });
+    const routing = new TaggedRouting(new RoutingTemplate({
+      oid: c.oid, iid: sensor.iid, sid: this.sid, did: sensor.did, plat: host.plat, arch: host.arch, hostname: c.hostname, ext_ip: '', int_ip: '', tags: [],
+    }), await store.getSensorTags(this.sid, at));
+    const template = routing.at(at);
     const events = [connectedEvent(template, { hostname: c.hostname, isSegregated: false, kernel: false, mac: '' }, at)];
     if (enrolled) events.unshift(enrollmentEvent(template, at));
     await this.pipeline.submit(events);
-    this.template = template;
+    this.routing = routing;
   }
 
   /** Records DISCONNECTED when connected. */
   async disconnect(reason: string): Promise<void> {
-    const template = this.template;
-    if (!template) return;
-    this.template = undefined;
-    await this.pipeline.submit([disconnectedEvent(template, reason, this.pipeline.now())]);
+    const routing = this.routing;
+    if (!routing) return;
+    this.routing = undefined;
+    const at = this.pipeline.now();
+    await this.pipeline.submit([disconnectedEvent(routing.at(at), reason, at)]);
   }
 
   /** Maps records to events; the first record that cannot be an event makes the whole set an error. */
   toEvents(records: ReadonlyArray<AdapterRecord>): { events: PipelineEvent[] } | { error: string } {
-    const template = this.template;
-    if (!template) return { error: 'adapter is not running' };
+    if (!this.routing) return { error: 'adapter is not running' };
+    const template = this.routing.at(this.pipeline.now());
     const events: PipelineEvent[] = [];
     for (let i = 0; i < records.length; i++) {
       const { event, hostname } = this.mapper.map({ x: i + 1, ...records[i] });

@@ -3,8 +3,10 @@
 // has been failing for longer than its grace period: the store flips it (a conditional update, so only
 // one caller wins) and the winner emits `cloud_adapter_disabled {error}` into the deployment stream.
 // In a cluster each adapter runs on one node (Placement: the lease `cloud_adapter:<oid>/<name>`); every
-// rebalance round re-reads the store, so changes made through any node's API reach the node running it.
+// rebalance round re-reads the store, so changes made through any node's API reach the node running it
+// (the adapters' configurations, and the tags of their sensors).
 import type { CloudAdapterConfig } from '../../domain/cloud-adapters.js';
+import type { TagState } from '../../domain/records.js';
 import type { Logger } from '../../observability/logger.js';
 import { LOCAL_PLACEMENT, type Placement } from '../../services/placement.js';
 import type { CloudAdapterDirectory, CloudAdapterEntry } from '../../services/cloud-adapter-directory.js';
@@ -111,6 +113,12 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
       await this.halt(key, 'deleted');
       await this.placement.release(leaseOf(key));
     }
+    await this.refreshTags();
+  }
+
+  /** Tags changed through another node's API: each adapter running here carries them from now on. */
+  async refreshTags(): Promise<void> {
+    for (const runner of this.runners.values()) await runner.sensor.refreshTags();
   }
 
   parse(raw: Record<string, unknown>): CloudAdapterDefinition {
@@ -146,6 +154,10 @@ export class CloudAdapterManager implements CloudAdapterControl, CloudAdapterDir
     if (!runner) return undefined;
     const status = runner.status();
     return runner.sensor.connected || status.state === 'retrying' ? status : { ...status, state: 'starting' };
+  }
+
+  tagsChanged(sid: string, tags: ReadonlyArray<TagState>): void {
+    for (const runner of this.runners.values()) if (runner.sensor.sid === sid) runner.sensor.setTags(tags);
   }
 
   /** The adapters running on this node. */

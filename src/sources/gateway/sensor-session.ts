@@ -9,6 +9,7 @@ import { newId } from '../../domain/ids.js';
 import { detachedString } from '../../domain/strings.js';
 import type { PipelineEvent } from '../../pipeline/event-writer.js';
 import { RoutingTemplate } from '../../pipeline/envelope.js';
+import { TaggedRouting } from '../../pipeline/tagged-routing.js';
 import { CloseCode, DENIED_FOR } from '../../protocol/close-codes.js';
 import { PROTOCOL_VERSIONS, type CrashReport, type ErrorMessage, type ServerMessage, type TaskMessage, type WelcomeMessage } from '../../protocol/messages.js';
 import { answerUpdates, ISOLATION_INVESTIGATION, type TaskAnswer } from '../../services/tasking.js';
@@ -66,11 +67,8 @@ export class SensorSession implements RegisteredSession {
   lastSeen: number;
 
   private state: State = 'awaiting-hello';
-  private template: RoutingTemplate | null = null;
-  /** Expiry (ms) of the session's tags that have one (API tags given a ttl); null while none has. */
-  private tagExpiry: Map<string, number> | null = null;
-  /** The earliest of tagExpiry: from then on, events are routed without the tags that expired. */
-  private tagsExpireAt = Number.POSITIVE_INFINITY;
+  /** The routing its events carry (its tags as they expire), from admission on. */
+  private routing: TaggedRouting | null = null;
   private streamId = '';
   private storedSeqAtWelcome = 0;
   private lastSeq = 0;
@@ -131,7 +129,7 @@ export class SensorSession implements RegisteredSession {
   }
 
   setTags(tags: ReadonlyArray<TagState>): void {
-    if (this.template) this.template = this.template.withTags(this.keepTags(tags));
+    this.routing?.setTags(tags);
   }
 
   openRouting(): RoutingTemplate | null {
@@ -221,14 +219,15 @@ export class SensorSession implements RegisteredSession {
     this.hostname = detachedString(hello.host.hostname);
     this.fingerprint = detachedString(hello.host.fingerprint);
     this.streamId = detachedString(hello.stream_id);
-    this.template = new RoutingTemplate({
+    this.routing = new TaggedRouting(new RoutingTemplate({
       oid: sensor.oid, iid: sensor.iid, sid: sensor.sid, did: sensor.did, plat: hello.host.plat, arch: hello.host.arch,
-      hostname: this.hostname, ext_ip: this.ext_ip, int_ip: detachedString(hello.host.int_ip), tags: this.keepTags(tags),
-    });
+      hostname: this.hostname, ext_ip: this.ext_ip, int_ip: detachedString(hello.host.int_ip), tags: [],
+    }), tags);
+    const template = this.routing.at(now);
     const lifecycle: PipelineEvent[] = [];
     if (admission.enrolled) {
       this.ctx.metrics.enrollments.inc();
-      lifecycle.push(enrollmentEvent(this.template, now));
+      lifecycle.push(enrollmentEvent(template, now));
     }
 
     // Decision and registration in one step no other hello can interleave with (session-admission.ts).
@@ -255,7 +254,7 @@ export class SensorSession implements RegisteredSession {
       return this.storeUnwelcomed(lifecycle);
     }
     // The previous session was on a node that is gone: its DISCONNECTED comes from here, before CONNECTED.
-    if (outcome.orphaned) lifecycle.push(disconnectedEvent(this.template, 'node_lost: the node holding the previous session is gone', now));
+    if (outcome.orphaned) lifecycle.push(disconnectedEvent(template, 'node_lost: the node holding the previous session is gone', now));
     this.ctx.refusals.admitted(sensor.sid);
 
     try {
@@ -271,7 +270,7 @@ export class SensorSession implements RegisteredSession {
       const mark = await this.ctx.store.getSequenceMark(sensor.sid);
       this.storedSeqAtWelcome = mark && mark.stream_id === this.streamId ? mark.seq : 0;
       this.lastSeq = this.storedSeqAtWelcome;
-      lifecycle.push(connectedEvent(this.template, { hostname: hello.host.hostname, isSegregated: hello.host.is_segregated, kernel: hello.host.kernel, mac: hello.host.mac }, now));
+      lifecycle.push(connectedEvent(template, { hostname: hello.host.hostname, isSegregated: hello.host.is_segregated, kernel: hello.host.kernel, mac: hello.host.mac }, now));
       if (hello.crash) lifecycle.push(...(await this.crashNotice(hello.crash, now)));
     } catch (err) {
       this.ws.resume();
@@ -291,7 +290,7 @@ export class SensorSession implements RegisteredSession {
     }
     if (this.isClosed()) {
       // The socket went away while CONNECTED was committed: close the pair on the timeline.
-      this.track(this.ctx.writer.submit([disconnectedEvent(this.template, 'connection lost before the welcome', this.ctx.now())]))
+      this.track(this.ctx.writer.submit([disconnectedEvent(this.routingAt(this.ctx.now()), 'connection lost before the welcome', this.ctx.now())]))
         .catch((err: unknown) => this.ctx.logger.error({ err, sid: this.sid }, 'could not store DISCONNECTED'));
       return;
     }
@@ -428,31 +427,9 @@ export class SensorSession implements RegisteredSession {
     return [sensorCrashEvent(this.routingAt(now), { fileId: crash.file_id, lineNumber: crash.line_number, threadId: crash.thread_id }, now)];
   }
 
-  /** Remembers which of the tags expire when, and returns their names for the routing. */
-  private keepTags(tags: ReadonlyArray<TagState>): string[] {
-    let expiry: Map<string, number> | null = null;
-    let next = Number.POSITIVE_INFINITY;
-    for (const t of tags) {
-      if (t.expires === null) continue;
-      (expiry ??= new Map()).set(t.tag, t.expires);
-      if (t.expires < next) next = t.expires;
-    }
-    this.tagExpiry = expiry;
-    this.tagsExpireAt = next;
-    return tags.map((t) => t.tag);
-  }
-
-  /**
-   * The session's routing for what happens at `now`: once a tag's expiry has passed, it is dropped from
-   * the routing (as the API stops listing it), without a store read or a timer per session.
-   */
+  /** The session's routing for what happens at `now` (without the tags that have expired by then). */
   private routingAt(now: number): RoutingTemplate {
-    const template = this.template!;
-    if (now < this.tagsExpireAt) return template;
-    const expiry = this.tagExpiry;
-    const kept = template.routing.tags.filter((tag) => !((expiry?.get(tag) ?? Number.POSITIVE_INFINITY) <= now));
-    this.template = template.withTags(this.keepTags(kept.map((tag) => ({ tag, expires: expiry?.get(tag) ?? null }))));
-    return this.template;
+    return this.routing!.at(now);
   }
 
   private onEvents(batch: InboundBatch, frameBytes: number): void {
@@ -607,7 +584,7 @@ export class SensorSession implements RegisteredSession {
     this.state = 'closed';
     const why = this.closeReason ?? reasonForCode(code, reason);
     this.ctx.metrics.sessionsClosed.inc({ reason: why.split(':')[0]!.slice(0, 32) });
-    if (wasOpen && this.template) {
+    if (wasOpen && this.routing) {
       this.ctx.metrics.sessionsActive.dec();
       this.ctx.admission.release(this);
       const now = this.ctx.now();
