@@ -86,7 +86,6 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const dirLock = DataDirLock.acquire(config.dataDir, now());
 
   let store: Store;
-  let fresh: Awaited<ReturnType<typeof bootstrapStore>>;
   try {
     store = openStore(config, logger.child({ component: 'store' }));
   } catch (err) {
@@ -95,7 +94,6 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   }
   try {
     await store.migrate();
-    fresh = await bootstrapStore(store, now());
   } catch (err) {
     // A store that cannot be used (in use by another node, unreachable, too new) must not keep the process alive.
     await store.close().catch(() => undefined);
@@ -186,11 +184,42 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     if (!upgradeHandlers.some((handle) => handle(req, socket, head))) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
-  await app.listen({ host: config.host, port: config.port });
+  /** A start that fails before anything runs (no session, output or timer) gives back what it opened. */
+  const abandon = async (): Promise<void> => {
+    await app.close().catch(() => undefined);
+    await writer.close().catch(() => undefined);
+    await bus.close().catch(() => undefined);
+    await cluster?.disconnect().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    dirLock.release();
+  };
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await abandon();
+    throw listenError(err, config);
+  }
   const port = (app.server.address() as AddressInfo).port;
   const scheme = https ? 'https' : 'http';
   const displayHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = (config.publicUrl ?? `${scheme}://${displayHost}:${port}`).replace(/\/+$/, '');
+
+  // The first organization and its keys only once the node has its port, and written down at once: a
+  // first start that fails earlier (the port in use) creates nothing, so no admin key is ever lost.
+  let bootstrap: BootstrapCredentials | null;
+  try {
+    const fresh = await bootstrapStore(store, now());
+    bootstrap = fresh ? { url, ...fresh } : null;
+  } catch (err) {
+    await abandon();
+    throw err;
+  }
+  const credentialsPath = path.join(config.dataDir, 'credentials.json');
+  if (bootstrap && config.writeCredentialsFile) {
+    writeFileSync(credentialsPath, JSON.stringify(bootstrap, null, 2) + '\n', { mode: 0o600 });
+  } else if (existsSync(credentialsPath)) {
+    refreshCredentialsUrl(credentialsPath, url, logger);
+  }
 
   // In a cluster the node joins before its outputs start, so that placement knows the live nodes; the
   // leader alone runs the schedule (and the relay and the dead-node sweep, see cluster-node.ts).
@@ -204,13 +233,6 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   if (!cluster) schedule.start();
   billing.start();
 
-  const bootstrap: BootstrapCredentials | null = fresh ? { url, ...fresh } : null;
-  const credentialsPath = path.join(config.dataDir, 'credentials.json');
-  if (bootstrap && config.writeCredentialsFile) {
-    writeFileSync(credentialsPath, JSON.stringify(bootstrap, null, 2) + '\n', { mode: 0o600 });
-  } else if (existsSync(credentialsPath)) {
-    refreshCredentialsUrl(credentialsPath, url, logger);
-  }
   ready = true;
   logger.info({ url, sensor_url: `${url.replace(/^http/, 'ws')}/sensor`, store: store.description, first_start: Boolean(bootstrap), ...(cluster ? { node: cluster.nodeId, bus: cluster.names.stream } : {}) }, 'picket ready');
 
@@ -254,6 +276,16 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     artifacts,
     close,
   };
+}
+
+/** What a user can act on when the port cannot be had. */
+function listenError(err: unknown, config: ServerConfig): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') return new Error(`cannot listen on ${where}: the port is in use (another Picket, or another program); stop it, or give this node another port (--port / PICKET_PORT)`);
+  if (code === 'EACCES') return new Error(`cannot listen on ${where}: not allowed (ports below 1024 need privileges); give another port (--port / PICKET_PORT)`);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return new Error(`cannot listen on ${where}: this machine has no such address; give another host (--host / PICKET_HOST)`);
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** Keeps the CLI pointed at the right place when the port or public URL changed since first start. */

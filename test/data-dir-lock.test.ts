@@ -1,7 +1,7 @@
 // One Picket process per data directory: a second server on a directory in use is refused with a message
 // naming the holder, before it touches the store; the lock goes with its holder however that ends (a
-// clean stop, or a SIGKILL: no stale lock to clean up by hand).
-import { mkdtempSync, rmSync } from 'node:fs';
+// clean stop, a start that fails, or a SIGKILL: no stale lock to clean up by hand).
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,6 +60,22 @@ describe('the data directory lock', () => {
     const second = await startTestServer({ dataDir: dir });
     servers.push(second);
     expect(second.oid).toBe(first.oid);
+  });
+
+  it('gives the directory back when the node cannot have its port, and says which port and what to do', async () => {
+    const first = await startTestServer();
+    servers.push(first);
+    const dir = tempDir();
+    await expect(startTestServer({ dataDir: dir, port: first.port })).rejects.toThrow(
+      `cannot listen on 127.0.0.1:${first.port}: the port is in use (another Picket, or another program); stop it, or give this node another port (--port / PICKET_PORT)`,
+    );
+    // Nothing of the failed start holds the directory, and it created no organization whose admin key
+    // nobody was shown: the next start on it, on another port, is the first start.
+    expect(existsSync(path.join(dir, 'credentials.json'))).toBe(false);
+    const second = await startTestServer({ dataDir: dir });
+    servers.push(second);
+    expect(second.port).not.toBe(first.port);
+    expect(second.server.bootstrap).toMatchObject({ oid: second.oid, api_key: second.apiKey, url: second.url });
   });
 
   it('makes `picket serve` on a directory in use exit with the holder named; a SIGKILLed holder leaves no stale lock', async () => {
