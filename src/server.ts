@@ -82,14 +82,16 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  // Before anything reads or writes the directory: a second server on it is refused here.
-  const dirLock = DataDirLock.acquire(config.dataDir, now());
+  // The embedded store is one process's: a second server on its directory is refused here, before it
+  // reads or writes anything. Nodes on PostgreSQL may share a data directory (shared storage for artifacts
+  // and file outputs, docs/scaling.md); the store itself refuses a second single node on its schema.
+  const dirLock = config.store === undefined ? DataDirLock.acquire(config.dataDir, now()) : null;
 
   let store: Store;
   try {
     store = openStore(config, logger.child({ component: 'store' }));
   } catch (err) {
-    dirLock.release();
+    dirLock?.release();
     throw err;
   }
   try {
@@ -97,7 +99,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
   } catch (err) {
     // A store that cannot be used (in use by another node, unreachable, too new) must not keep the process alive.
     await store.close().catch(() => undefined);
-    dirLock.release();
+    dirLock?.release();
     throw err;
   }
 
@@ -114,7 +116,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       });
     } catch (err) {
       await store.close().catch(() => undefined);
-      dirLock.release();
+      dirLock?.release();
       throw err;
     }
   }
@@ -191,7 +193,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
     await bus.close().catch(() => undefined);
     await cluster?.disconnect().catch(() => undefined);
     await store.close().catch(() => undefined);
-    dirLock.release();
+    dirLock?.release();
   };
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -261,7 +263,7 @@ export async function startServer(config: ServerConfig, options: ServerOptions =
       await bus.close();
       await cluster?.disconnect();
       await store.close();
-      dirLock.release();
+      dirLock?.release();
       logger.info('picket stopped');
     })();
     return closing;

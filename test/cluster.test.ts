@@ -256,3 +256,21 @@ describe.skipIf(clusterUnavailable !== undefined)('cluster of three nodes', () =
     }
   }, 90_000);
 });
+
+describe.skipIf(clusterUnavailable !== undefined)('cluster nodes on one shared data directory', () => {
+  // docs/scaling.md: --data on shared storage, so that artifacts and file outputs outlive the node that
+  // wrote them. Only the embedded store takes the data directory for itself (docs/operations.md).
+  const cluster = new TestCluster();
+
+  afterAll(async () => {
+    await cluster.close();
+  }, 60_000);
+
+  it('both start and serve, and no lock file is made', async () => {
+    const a = await cluster.start('shared-a');
+    const b = await cluster.start('shared-b', {}, { dataDir: a.dataDir });
+    expect(b.dataDir).toBe(a.dataDir);
+    for (const node of ['shared-a', 'shared-b']) expect((await cluster.api(node, 'GET', `/v1/orgs`)).status).toBe(200);
+    expect(existsSync(path.join(a.dataDir, 'picket.lock'))).toBe(false);
+  }, 60_000);
+});

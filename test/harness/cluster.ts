@@ -62,9 +62,10 @@ export class TestCluster {
     writeFileSync(this.clockFile, String(Math.round(ms)));
   }
 
-  async start(nodeId: string, extraEnv: Record<string, string> = {}): Promise<NodeProcess> {
+  /** `options.dataDir`: a data directory of the caller's (another node's, for a shared one); default: a new one. */
+  async start(nodeId: string, extraEnv: Record<string, string> = {}, options: { dataDir?: string } = {}): Promise<NodeProcess> {
     assertBuilt();
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), `picket-${nodeId}-`));
+    const dataDir = options.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `picket-${nodeId}-`));
     const port = await freePort();
     const proc = spawn(process.execPath, [CLI, 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1', '--store', storeUrl(this.schema), '--bus', NATS_URL, '--node-id', nodeId], {
       env: {
