@@ -14,7 +14,7 @@ const PING_S = 5;
 
 export async function connectionsBenchmark(ctx: BenchContext): Promise<Omit<BenchResult, 'command' | 'commit' | 'date' | 'quick' | 'machine' | 'duration_s'>> {
   const n = ctx.quick ? 1000 : 19_000;
-  const holdS = ctx.quick ? 12 : 30;
+  const holdS = ctx.quick ? 10 : 30;
 
   ctx.log(`baseline: bare ws server, ${n} connections, ping every ${PING_S} s`);
   const bare = await bareBaseline(n, holdS, ctx);

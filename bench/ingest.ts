@@ -19,8 +19,8 @@ import { checkTarget, round, type BenchResult } from './lib/result.js';
 
 export async function ingestBenchmark(ctx: BenchContext): Promise<Omit<BenchResult, 'command' | 'commit' | 'date' | 'quick' | 'machine' | 'duration_s'>> {
   const sensors = ctx.quick ? 20 : 100;
-  const durationS = ctx.quick ? 10 : 45;
-  const warmupS = ctx.quick ? 2 : 5;
+  const durationS = ctx.quick ? 6 : 45;
+  const warmupS = ctx.quick ? 1 : 5;
   const batchEvents = 500;
 
   ctx.log('baseline: parse ceiling (decode msgpack frames, re-encode every event as JSON, no I/O)');
